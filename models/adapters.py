@@ -1,0 +1,125 @@
+"""LoRA adapters (peft) on the query/value projections of the adapted layer groups.
+
+One :class:`AdaptedEncoder` holds a backbone with LoRA injected into every layer that belongs to
+a group. Which groups are *on* (adapters applied) and which are *trainable* are separate switches:
+a model of depth ``d`` has groups ``1..d`` on and every lower group off (plain backbone).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from peft.tuners.lora import LoraLayer
+
+from models.backbones import Backbone
+from models.layout import GroupLayout
+
+GroupState = dict[str, torch.Tensor]
+
+
+class AdaptedEncoder:
+    """A backbone with one LoRA adapter per adapted layer, addressed by top-down group."""
+
+    def __init__(self, backbone: Backbone, *, n_groups: int, rank: int, alpha: float) -> None:
+        self.backbone = backbone
+        self.layout = GroupLayout(backbone.n_layers, n_groups)
+        targets = [
+            name for layer in self.layout.adapted_layers for name in backbone.adapter_targets(layer)
+        ]
+        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets)
+        inject_adapter_in_model(config, backbone.model)
+        self._lora_layers: dict[int, list[tuple[str, LoraLayer]]] = {}
+        for name, module in backbone.model.named_modules():
+            if isinstance(module, LoraLayer):
+                layer = _layer_index(name)
+                group = self.layout.group_of(layer)
+                if group is None or name not in targets:
+                    raise RuntimeError(f"LoRA injected outside the adapted layers: {name}")
+                self._lora_layers.setdefault(group, []).append((name, module))
+        missing = set(range(1, n_groups + 1)) - set(self._lora_layers)
+        if missing or sum(len(v) for v in self._lora_layers.values()) != len(targets):
+            raise RuntimeError("LoRA injection did not match the layer groups")
+        self.set_active_groups(0)
+        self.set_trainable_groups(())
+
+    @property
+    def n_groups(self) -> int:
+        return self.layout.n_groups
+
+    # -- switches -----------------------------------------------------------------------------
+    def set_active_groups(self, depth: int) -> None:
+        """Adapters of groups ``1..depth`` on, all lower groups off (plain backbone)."""
+        for group, modules in self._lora_layers.items():
+            for _, module in modules:
+                module.enable_adapters(group <= depth)
+        self._freeze_all()
+
+    def set_trainable_groups(self, groups: tuple[int, ...]) -> None:
+        """Only the LoRA weights of ``groups`` require grad; everything else is frozen."""
+        self._freeze_all()
+        for group in groups:
+            for param in self.group_parameters(group).values():
+                param.requires_grad_(True)
+
+    def _freeze_all(self) -> None:
+        for param in self.backbone.model.parameters():
+            param.requires_grad_(False)
+
+    # -- weights ------------------------------------------------------------------------------
+    def group_parameters(self, group: int) -> dict[str, torch.nn.Parameter]:
+        """LoRA parameters of ``group``, named ``layer{i}.{query|value}.lora_{A|B}``."""
+        params: dict[str, torch.nn.Parameter] = {}
+        for name, module in self._lora_layers[group]:
+            key = f"layer{_layer_index(name)}.{name.rsplit('.', 1)[-1]}"
+            params[f"{key}.lora_A"] = module.lora_A["default"].weight
+            params[f"{key}.lora_B"] = module.lora_B["default"].weight
+        return params
+
+    def group_state(self, group: int) -> GroupState:
+        return {k: v.detach().clone() for k, v in self.group_parameters(group).items()}
+
+    def load_group_state(self, group: int, state: GroupState) -> None:
+        params = self.group_parameters(group)
+        if set(params) != set(state):
+            raise ValueError(f"group {group} state has keys {sorted(state)}, need {sorted(params)}")
+        with torch.no_grad():
+            for key, param in params.items():
+                param.copy_(state[key])
+
+    def reset_group(self, group: int, generator: torch.Generator) -> None:
+        """Fresh LoRA init for ``group`` from ``generator``: A ~ Kaiming-uniform, B = 0."""
+        with torch.no_grad():
+            for key, param in sorted(self.group_parameters(group).items()):
+                if key.endswith("lora_A"):
+                    bound = 1.0 / math.sqrt(param.shape[1])
+                    param.uniform_(-bound, bound, generator=generator)
+                else:
+                    param.zero_()
+
+    def group_hash(self, group: int) -> str:
+        return state_hash(self.group_parameters(group))
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward_from(
+        self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, start: int
+    ) -> torch.Tensor:
+        """Run layers ``start..top`` (with whatever adapters are on)."""
+        return self.backbone.run_layers(hidden, attention_mask, start, self.backbone.n_layers)
+
+
+def state_hash(state: dict[str, torch.Tensor] | dict[str, torch.nn.Parameter]) -> str:
+    """sha256 over names, shapes, dtypes and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for key in sorted(state):
+        t = state[key].detach().contiguous().cpu()
+        h.update(f"{key}|{tuple(t.shape)}|{t.dtype}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _layer_index(module_name: str) -> int:
+    parts = module_name.split(".")
+    return int(parts[parts.index("layer") + 1])

@@ -1,0 +1,224 @@
+"""On-disk activation cache: the plain backbone's hidden states entering each layer group.
+
+In top-down S3T training everything below the group being trained is the frozen backbone, the
+same for every sequence and step of a shard. We compute those states once per record (one
+example at a time, without padding, so a row never depends on which other records were present)
+and store them as raw float32 memory maps, one file per group boundary.
+
+The cache is derived personal data: :meth:`ActivationCache.remove` rewrites the files without
+the erased records' rows and deletes the old files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.adapters import AdaptedEncoder
+from models.progress import NULL_PROGRESS, Progress
+
+INDEX = "index.json"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    offset: int
+    length: int
+
+
+class CacheError(RuntimeError):
+    pass
+
+
+class ActivationCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        try:
+            meta = json.loads((root / INDEX).read_text())
+        except FileNotFoundError:
+            raise CacheError(f"no activation cache at {root}") from None
+        self.generation: int = meta["generation"]
+        self.hidden_size: int = meta["hidden_size"]
+        self.groups: tuple[int, ...] = tuple(meta["groups"])
+        self.boundaries: dict[int, int] = {int(k): v for k, v in meta["boundaries"].items()}
+        self.backbone_sha256: str = meta["backbone_sha256"]
+        self.max_length: int = meta["max_length"]
+        self.entries: dict[str, CacheEntry] = {
+            rid: CacheEntry(off, n) for rid, off, n in meta["records"]
+        }
+        self.total_tokens: int = meta["total_tokens"]
+        self._maps: dict[int, np.ndarray] = {}
+
+    # -- building -----------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        root: Path,
+        encoder: AdaptedEncoder,
+        items: Iterable[tuple[str, str]],
+        *,
+        max_length: int,
+        progress: Progress = NULL_PROGRESS,
+        description: str = "caching activations",
+    ) -> ActivationCache:
+        """Cache ``(record_id, text)`` items (any order; stored by record id)."""
+        ordered = sorted(items)
+        ids = [rid for rid, _ in ordered]
+        if len(set(ids)) != len(ids):
+            raise CacheError("duplicate record ids given to the activation cache")
+        root.mkdir(parents=True, exist_ok=True)
+        layout = encoder.layout
+        groups = tuple(range(layout.n_groups, 0, -1))  # bottom-most boundary first
+        backbone = encoder.backbone
+        encoder.set_active_groups(0)
+        gen = 1
+        files = {g: (root / _data_name(g, gen)).open("wb") for g in groups}
+        records: list[tuple[str, int, int]] = []
+        offset = 0
+        try:
+            with progress.task(description, len(ordered)) as advance, torch.no_grad():
+                for rid, text in ordered:
+                    inputs = backbone.prepare([text], max_length)
+                    hidden = backbone.embed(inputs)
+                    layer = 0
+                    for g in groups:
+                        stop = layout.boundary(g)
+                        hidden = backbone.run_layers(hidden, None, layer, stop)
+                        layer = stop
+                        row = hidden[0].to(torch.float32).contiguous().numpy()
+                        files[g].write(row.tobytes())
+                    n = int(inputs.input_ids.shape[1])
+                    records.append((rid, offset, n))
+                    offset += n
+                    advance(1)
+        finally:
+            for fh in files.values():
+                fh.close()
+        meta = {
+            "generation": gen,
+            "hidden_size": backbone.hidden_size,
+            "groups": list(groups),
+            "boundaries": {str(g): layout.boundary(g) for g in groups},
+            "backbone_sha256": backbone.weights_sha256,
+            "max_length": max_length,
+            "total_tokens": offset,
+            "records": records,
+        }
+        _write_json_atomic(root / INDEX, meta)
+        return cls(root)
+
+    # -- reading ------------------------------------------------------------------------------
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def _map(self, group: int) -> np.ndarray:
+        if group not in self._maps:
+            path = self.root / _data_name(group, self.generation)
+            if self.total_tokens == 0:
+                self._maps[group] = np.zeros((0, self.hidden_size), dtype=np.float32)
+            else:
+                self._maps[group] = np.memmap(
+                    path, dtype=np.float32, mode="r", shape=(self.total_tokens, self.hidden_size)
+                )
+        return self._maps[group]
+
+    def rows(self, group: int, record_id: str) -> torch.Tensor:
+        """Hidden states entering ``group`` for one record: [tokens, hidden]."""
+        try:
+            entry = self.entries[record_id]
+        except KeyError:
+            raise CacheError(f"record {record_id!r} is not in the activation cache") from None
+        data = np.array(self._map(group)[entry.offset : entry.offset + entry.length])
+        return torch.from_numpy(data)
+
+    def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded hidden states [batch, tokens, hidden] and the 0/1 mask [batch, tokens]."""
+        rows = [self.rows(group, rid) for rid in record_ids]
+        return pad_rows(rows)
+
+    # -- erasure ------------------------------------------------------------------------------
+    def remove(self, record_ids: Iterable[str]) -> int:
+        """Drop the rows of ``record_ids`` (unknown ids are ignored); returns how many went.
+
+        Writes a new generation of every file, switches the index to it atomically, then deletes
+        the old files, so the erased rows are gone from disk once this returns.
+        """
+        drop = {rid for rid in record_ids if rid in self.entries}
+        if not drop:
+            return 0
+        keep = sorted(
+            ((rid, e) for rid, e in self.entries.items() if rid not in drop),
+            key=lambda item: item[1].offset,
+        )
+        new_gen = self.generation + 1
+        records: list[tuple[str, int, int]] = []
+        for g in self.groups:
+            src = self._map(g)
+            with (self.root / _data_name(g, new_gen)).open("wb") as out:
+                for _, e in keep:
+                    out.write(np.ascontiguousarray(src[e.offset : e.offset + e.length]).tobytes())
+                out.flush()
+                os.fsync(out.fileno())
+        offset = 0
+        for rid, e in keep:
+            records.append((rid, offset, e.length))
+            offset += e.length
+        meta = json.loads((self.root / INDEX).read_text())
+        meta.update(generation=new_gen, total_tokens=offset, records=records)
+        old_gen = self.generation
+        self._maps.clear()
+        _write_json_atomic(self.root / INDEX, meta)
+        for g in self.groups:
+            (self.root / _data_name(g, old_gen)).unlink(missing_ok=True)
+        self.__init__(self.root)  # type: ignore[misc]
+        return len(drop)
+
+
+class CacheSet:
+    """Several caches (e.g. one per shard) read as one row source."""
+
+    def __init__(self, caches: Sequence[ActivationCache]) -> None:
+        self.caches = list(caches)
+
+    def _owner(self, record_id: str) -> ActivationCache:
+        for cache in self.caches:
+            if record_id in cache:
+                return cache
+        raise CacheError(f"record {record_id!r} is in none of the activation caches")
+
+    def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        return pad_rows([self._owner(rid).rows(group, rid) for rid in record_ids])
+
+
+def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack variable-length [tokens, hidden] rows, right-padded with zeros, plus their mask."""
+    if not rows:
+        raise CacheError("empty batch")
+    width = max(r.shape[0] for r in rows)
+    hidden = torch.zeros(len(rows), width, rows[0].shape[1], dtype=rows[0].dtype)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for i, r in enumerate(rows):
+        hidden[i, : r.shape[0]] = r
+        mask[i, : r.shape[0]] = 1
+    return hidden, mask
+
+
+def _data_name(group: int, generation: int) -> str:
+    return f"group{group}.gen{generation}.f32"
+
+
+def _write_json_atomic(path: Path, data: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,74 @@
+"""Training configuration: one frozen dataclass, hashed into every checkpoint's provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines the bytes of a trained checkpoint (besides the data).
+
+    Fields carry their help text in ``metadata["help"]`` (the CLI shows it).
+    """
+
+    backbone: str = dataclasses.field(
+        default="all-minilm-l6-v2", metadata={"help": "registered backbone name"}
+    )
+    n_slices: int = dataclasses.field(
+        default=4, metadata={"help": "slices per shard (L) = number of LoRA layer groups"}
+    )
+    rank: int = dataclasses.field(default=8, metadata={"help": "LoRA rank"})
+    alpha: float = dataclasses.field(default=16.0, metadata={"help": "LoRA alpha"})
+    lr: float = dataclasses.field(default=2e-3, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = dataclasses.field(default=0.0, metadata={"help": "AdamW weight decay"})
+    epochs: int = dataclasses.field(default=2, metadata={"help": "epochs per training step"})
+    batch_size: int = dataclasses.field(default=32, metadata={"help": "examples per batch"})
+    max_length: int = dataclasses.field(
+        default=64, metadata={"help": "tokens per example (longer texts are truncated)"}
+    )
+    n_classes: int = dataclasses.field(default=2, metadata={"help": "number of labels"})
+    seed: int = dataclasses.field(default=0, metadata={"help": "base seed of the model"})
+
+    def __post_init__(self) -> None:
+        checks = {
+            "n_slices": self.n_slices >= 1,
+            "rank": self.rank >= 1,
+            "alpha": self.alpha > 0,
+            "lr": self.lr > 0,
+            "weight_decay": self.weight_decay >= 0,
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "max_length": self.max_length >= 2,
+            "n_classes": self.n_classes >= 2,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid TrainConfig field(s): {', '.join(bad)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def config_hash(self) -> str:
+        """sha256 of the canonical JSON of all fields."""
+        return canonical_sha256(self.to_dict())
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_sha256(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest()

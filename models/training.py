@@ -1,0 +1,85 @@
+"""The one optimisation loop every trainer (S3T step, SISA step, full-data LoRA) shares."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch.nn import functional as F
+
+from models.adapters import AdaptedEncoder
+from models.config import TrainConfig
+from models.head import ClassificationHead
+from models.progress import Advance
+
+
+@dataclass(frozen=True)
+class Example:
+    """What training needs of a record: its id (to find cached rows) and its label."""
+
+    record_id: str
+    label: int
+
+
+class RowSource(Protocol):
+    def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded hidden states entering ``group`` and their 0/1 mask."""
+        ...
+
+
+def fit(
+    *,
+    encoder: AdaptedEncoder,
+    head: ClassificationHead,
+    source: RowSource,
+    input_group: int,
+    examples: Sequence[Example],
+    trainable_groups: tuple[int, ...],
+    config: TrainConfig,
+    generator: torch.Generator,
+    advance: Advance | None = None,
+) -> float:
+    """Train the LoRA weights of ``trainable_groups`` and the head; returns the last epoch's
+    mean loss.
+
+    The forward pass starts at the lowest layer of ``input_group`` from cached rows; whatever
+    groups are active above it take part, but only ``trainable_groups`` and the head change.
+    Examples are taken in record-id order and shuffled per epoch by ``generator``.
+    """
+    if not examples:
+        raise ValueError("no examples to train on")
+    ordered = sorted(examples, key=lambda e: e.record_id)
+    ids = [e.record_id for e in ordered]
+    labels = torch.tensor([e.label for e in ordered], dtype=torch.long)
+    encoder.set_trainable_groups(trainable_groups)
+    head.train()
+    params = [p for g in trainable_groups for p in encoder.group_parameters(g).values()]
+    params += list(head.parameters())
+    for p in head.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    start = encoder.layout.boundary(input_group)
+    epoch_loss = 0.0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(ordered), generator=generator).tolist()
+        total, count = 0.0, 0
+        for i in range(0, len(order), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            hidden, mask = source.batch(input_group, [ids[j] for j in idx])
+            out = encoder.forward_from(hidden, mask, start)
+            loss = F.cross_entropy(head(out, mask), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(idx)
+            count += len(idx)
+            if advance is not None:
+                advance(len(idx))
+        epoch_loss = total / count
+    encoder.set_trainable_groups(())
+    head.eval()
+    for p in head.parameters():
+        p.requires_grad_(False)
+    return epoch_loss

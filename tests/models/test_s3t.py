@@ -1,0 +1,165 @@
+"""Exactness properties of slice-wise training: isolation, determinism, retrain equivalence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models import training
+from models.adapters import state_hash
+from models.checkpoints import InMemoryCheckpointStore
+from models.s3t import IsolationError, S3TTrainer, group_tensors, retrain_sequence, train_shard
+from tests.models.conftest import build_cache, shard_from_items, synthetic_items
+
+SEQUENCES = [(0, 1, 2), (1, 2, 0)]
+
+
+@pytest.fixture
+def items() -> list[tuple[str, str, int]]:
+    return synthetic_items(36)
+
+
+def test_step_leaves_earlier_groups_byte_identical(
+    tmp_path: Path, items, small_config, make_encoder
+) -> None:
+    encoder = make_encoder(small_config)
+    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
+    data = shard_from_items(items, small_config.n_slices)
+    store = InMemoryCheckpointStore()
+    trainer = S3TTrainer(encoder, small_config, store)
+    seq = (2, 0, 1)
+    chain: list[str] = []
+    for k in range(1, 4):
+        trainer.restore(chain)
+        before = {j: encoder.group_hash(j) for j in range(1, k)}
+        from_files = {
+            j: state_hash(group_tensors(store.get(chain[j - 1])[0], j)) for j in range(1, k)
+        }
+        assert before == from_files  # restored exactly what the earlier steps saved
+        sha = trainer.train_step(data, cache, seq[:k], chain)
+        after = {j: encoder.group_hash(j) for j in range(1, k)}
+        assert after == before, f"step {k} changed an earlier group"
+        # the trained group itself did change, and it is what the checkpoint holds
+        saved = group_tensors(store.get(sha)[0], k)
+        assert state_hash(saved) == encoder.group_hash(k)
+        assert any(float(t.abs().sum()) > 0 for n, t in saved.items() if n.endswith("lora_B"))
+        chain.append(sha)
+    # every checkpoint k holds group k only (plus its head)
+    for k, sha in enumerate(chain, start=1):
+        names = {n.split(".")[0] for n in store.get(sha)[0]}
+        assert names == {f"group{k}", "head"}
+
+
+def test_isolation_violation_is_detected(
+    tmp_path: Path, items, small_config, make_encoder, monkeypatch
+) -> None:
+    encoder = make_encoder(small_config)
+    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
+    data = shard_from_items(items, small_config.n_slices)
+    trainer = S3TTrainer(encoder, small_config, InMemoryCheckpointStore())
+    first = trainer.train_step(data, cache, (0,), [])
+    real_fit = training.fit
+
+    def leaky_fit(**kw):  # a buggy trainer that also updates the group above
+        kw["trainable_groups"] = (*kw["trainable_groups"], 1)
+        return real_fit(**kw)
+
+    monkeypatch.setattr("models.s3t.fit", leaky_fit)
+    with pytest.raises(IsolationError, match="changed frozen group"):
+        trainer.train_step(data, cache, (0, 1), [first])
+
+
+def test_training_twice_gives_identical_checkpoints(
+    tmp_path: Path, items, small_config, make_encoder
+) -> None:
+    data = shard_from_items(items, small_config.n_slices)
+    runs = []
+    for i in range(2):
+        encoder = make_encoder(small_config)
+        cache = build_cache(tmp_path / f"c{i}", encoder, items, small_config.max_length)
+        trainer = S3TTrainer(encoder, small_config, InMemoryCheckpointStore())
+        runs.append(train_shard(trainer, data, cache, SEQUENCES))
+    assert runs[0] == runs[1]
+    assert len({sha for chain in runs[0] for sha in chain}) == 6  # no accidental collisions
+
+
+def test_seed_changes_checkpoints(tmp_path: Path, items, small_config, make_encoder) -> None:
+    from dataclasses import replace
+
+    data = shard_from_items(items, small_config.n_slices)
+    encoder = make_encoder(small_config)
+    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
+    a = S3TTrainer(encoder, small_config, InMemoryCheckpointStore()).train_step(
+        data, cache, (0,), []
+    )
+    other = replace(small_config, seed=1)
+    b = S3TTrainer(encoder, other, InMemoryCheckpointStore()).train_step(data, cache, (0,), [])
+    assert a != b
+
+
+def test_retrain_after_deletion_equals_training_from_scratch(
+    tmp_path: Path, items, small_config, make_encoder
+) -> None:
+    encoder = make_encoder(small_config)
+    data = shard_from_items(items, small_config.n_slices)
+    cache = build_cache(tmp_path / "live", encoder, items, small_config.max_length)
+    store = InMemoryCheckpointStore()
+    trainer = S3TTrainer(encoder, small_config, store)
+    chains = train_shard(trainer, data, cache, SEQUENCES)
+
+    # erase two records that sit in slice 1
+    erased = {e.record_id for e in data.slices[1][:2]}
+    assert data.slices_holding(erased) == {1}
+    assert cache.remove(erased) == 2
+    clean = data.without(erased)
+    retrained = []
+    for seq, chain in zip(SEQUENCES, chains, strict=True):
+        cut = seq.index(1) + 1
+        new = retrain_sequence(trainer, clean, cache, seq, chain, from_step=cut)
+        assert new[: cut - 1] == chain[: cut - 1]  # the clean prefix is kept as it was
+        assert all(a != b for a, b in zip(new[cut - 1 :], chain[cut - 1 :], strict=True))
+        retrained.append(new)
+
+    # from scratch: a new process-like setup that never saw the erased records
+    remaining = [it for it in items if it[0] not in erased]
+    fresh_encoder = make_encoder(small_config)
+    fresh_cache = build_cache(tmp_path / "fresh", fresh_encoder, remaining, small_config.max_length)
+    scratch_trainer = S3TTrainer(fresh_encoder, small_config, InMemoryCheckpointStore())
+    scratch = train_shard(scratch_trainer, clean, fresh_cache, SEQUENCES)
+    assert tuple(retrained) == scratch
+    # and none of the new checkpoints was trained on an erased record
+    for chain in retrained:
+        for sha in chain:
+            manifest = store.get(sha)[1]
+            assert manifest.n_records == len(clean.examples(manifest.slice_ids))
+
+
+def test_shared_prefixes_share_checkpoints(
+    tmp_path: Path, items, small_config, make_encoder
+) -> None:
+    encoder = make_encoder(small_config)
+    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
+    data = shard_from_items(items, small_config.n_slices)
+    store = InMemoryCheckpointStore()
+    chains = train_shard(
+        S3TTrainer(encoder, small_config, store), data, cache, [(0, 1, 2), (0, 2, 1)]
+    )
+    assert chains[0][0] == chains[1][0]
+    assert chains[0][1] != chains[1][1]
+    # the shared checkpoint is a pure function of its prefix: training (0, 2, 1) alone gives it too
+    alone = train_shard(
+        S3TTrainer(encoder, small_config, InMemoryCheckpointStore()), data, cache, [(0, 2, 1)]
+    )
+    assert alone[0] == chains[1]
+    assert len(store.blobs) == 5
+
+
+def test_retrain_rejects_foreign_prefix(tmp_path: Path, items, small_config, make_encoder) -> None:
+    encoder = make_encoder(small_config)
+    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
+    data = shard_from_items(items, small_config.n_slices)
+    trainer = S3TTrainer(encoder, small_config, InMemoryCheckpointStore())
+    (chain,) = train_shard(trainer, data, cache, [(0, 1, 2)])
+    with pytest.raises(ValueError, match="does not belong"):
+        retrain_sequence(trainer, data, cache, (1, 0, 2), chain, from_step=2)
