@@ -131,6 +131,12 @@ class ActivationCache:
                 )
         return self._maps[group]
 
+    def length(self, record_id: str) -> int:
+        try:
+            return self.entries[record_id].length
+        except KeyError:
+            raise CacheError(f"record {record_id!r} is not in the activation cache") from None
+
     def rows(self, group: int, record_id: str) -> torch.Tensor:
         """Hidden states entering ``group`` for one record: [tokens, hidden]."""
         try:
@@ -194,6 +200,9 @@ class CacheSet:
             if record_id in cache:
                 return cache
         raise CacheError(f"record {record_id!r} is in none of the activation caches")
+
+    def length(self, record_id: str) -> int:
+        return self._owner(record_id).length(record_id)
 
     def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         return pad_rows([self._owner(rid).rows(group, rid) for rid in record_ids])

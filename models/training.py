@@ -24,6 +24,10 @@ class Example:
 
 
 class RowSource(Protocol):
+    def length(self, record_id: str) -> int:
+        """Number of cached tokens of a record."""
+        ...
+
     def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Padded hidden states entering ``group`` and their 0/1 mask."""
         ...
@@ -46,7 +50,8 @@ def fit(
 
     The forward pass starts at the lowest layer of ``input_group`` from cached rows; whatever
     groups are active above it take part, but only ``trainable_groups`` and the head change.
-    Examples are taken in record-id order and shuffled per epoch by ``generator``.
+    Examples are taken in record-id order and shuffled per epoch by ``generator``; see
+    :func:`epoch_batches` for how batches are formed.
     """
     if not examples:
         raise ValueError("no examples to train on")
@@ -62,11 +67,10 @@ def fit(
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     start = encoder.layout.boundary(input_group)
     epoch_loss = 0.0
+    lengths = [source.length(rid) for rid in ids]
     for _ in range(config.epochs):
-        order = torch.randperm(len(ordered), generator=generator).tolist()
         total, count = 0.0, 0
-        for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
+        for idx in epoch_batches(lengths, config.batch_size, generator):
             hidden, mask = source.batch(input_group, [ids[j] for j in idx])
             out = encoder.forward_from(hidden, mask, start)
             loss = F.cross_entropy(head(out, mask), labels[idx])
@@ -83,3 +87,25 @@ def fit(
     for p in head.parameters():
         p.requires_grad_(False)
     return epoch_loss
+
+
+BUCKET_BATCHES = 8
+
+
+def epoch_batches(
+    lengths: Sequence[int], batch_size: int, generator: torch.Generator
+) -> list[list[int]]:
+    """One epoch's batches of example indices.
+
+    A seeded shuffle, then within windows of ``BUCKET_BATCHES`` batches the examples are
+    sorted by length (stable) so a batch pads little, then the batch order is shuffled again.
+    Depends only on ``lengths`` and the generator state: deterministic.
+    """
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    window = batch_size * BUCKET_BATCHES
+    batches: list[list[int]] = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w : w + window], key=lambda i: lengths[i])
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    perm = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in perm]

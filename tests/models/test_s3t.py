@@ -163,3 +163,19 @@ def test_retrain_rejects_foreign_prefix(tmp_path: Path, items, small_config, mak
     (chain,) = train_shard(trainer, data, cache, [(0, 1, 2)])
     with pytest.raises(ValueError, match="does not belong"):
         retrain_sequence(trainer, data, cache, (1, 0, 2), chain, from_step=2)
+
+
+def test_epoch_batches_cover_every_example_once_and_pad_little() -> None:
+    import torch
+
+    from models.training import epoch_batches
+
+    lengths = [(i * 7919) % 50 + 1 for i in range(300)]
+    a = epoch_batches(lengths, 16, torch.Generator().manual_seed(3))
+    b = epoch_batches(lengths, 16, torch.Generator().manual_seed(3))
+    assert a == b
+    flat = sorted(i for batch in a for i in batch)
+    assert flat == list(range(300))
+    assert all(len(batch) <= 16 for batch in a)
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in a)
+    assert padded < 1.3 * sum(lengths)
