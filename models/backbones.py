@@ -135,14 +135,17 @@ def _load_minilm() -> Backbone:
     tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModel.from_pretrained(
             str(path), local_files_only=True, attn_implementation="eager"
         )
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return Backbone(
         name="all-minilm-l6-v2",
         model=model,

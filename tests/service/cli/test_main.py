@@ -1,0 +1,149 @@
+"""The ``unlearn`` CLI on a tiny CSV dataset (fast) and on real data (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli.main import app
+from tests.models.conftest import synthetic_items
+
+runner = CliRunner()
+
+
+def _csv(path: Path, n: int = 48) -> Path:
+    lines = ["record_id,subject_id,text,label"]
+    for i, (rid, text, label) in enumerate(synthetic_items(n, seed=21)):
+        subject = f"person-{i // 3}" if i % 2 else ""
+        lines.append(f"{rid},{subject},{text},{'pos' if label else 'neg'}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+TINY = [
+    "--shards",
+    "2",
+    "--slices",
+    "2",
+    "--budget",
+    "2",
+    "--epochs",
+    "1",
+    "--max-length",
+    "16",
+    "--rank",
+    "2",
+    "--test-size",
+    "8",
+    "--no-progress",
+]
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for cmd in ("train", "evaluate", "simulate-capacity", "datasets"):
+        assert cmd in result.output
+
+
+def test_train_and_evaluate_a_csv(tmp_path: Path) -> None:
+    data = _csv(tmp_path / "reviews.csv")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--out", str(out), "--dataset", str(data), *TINY])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["train_records"] == 40 and manifest["test_records"] == 8
+    assert (out / "placement.key").stat().st_mode & 0o777 == 0o600
+    placed = [rid for entry in manifest["shards"] for s in entry["slices"] for rid in s]
+    assert len(placed) == len(set(placed)) == 40
+    for entry in manifest["shards"]:
+        assert entry["sequences"] == [[0, 1], [1, 0]]
+        assert entry["depths"] == [2, 2]
+        for chain in entry["chains"]:
+            for sha in chain:
+                assert (out / "checkpoints" / sha[:2] / f"{sha}.safetensors").exists()
+    # subjects stay together: records of one person share a (shard, slice)
+    where = {
+        rid: (entry["shard"], i)
+        for entry in manifest["shards"]
+        for i, s in enumerate(entry["slices"])
+        for rid in s
+    }
+    rows = [line.split(",") for line in data.read_text().splitlines()[1:]]
+    by_subject: dict[str, set[tuple[int, int]]] = {}
+    for rid, subject, *_ in rows:
+        if subject and rid in where:
+            by_subject.setdefault(subject, set()).add(where[rid])
+    assert by_subject and all(len(v) == 1 for v in by_subject.values())
+
+    result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert 0.0 <= report["accuracy"] <= 1.0 and report["n_test"] == 8
+    assert report["served_depths"] == {"0": 2, "1": 2}
+
+    again = runner.invoke(app, ["train", "--out", str(out), "--dataset", str(data), *TINY])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_bad_input_gives_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("record_id,text,label\nr1,fine,1\nr1,again,0\n")
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--dataset", str(bad)])
+    assert result.exit_code == 2
+    assert "line 3" in result.output and "duplicate" in result.output
+    assert not (tmp_path / "r" / "run.json").exists()
+    result = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "nothing")])
+    assert result.exit_code == 2 and "no trained run" in result.output
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--dataset", "nope"])
+    assert result.exit_code == 2 and "rotten-tomatoes" in result.output
+    result = runner.invoke(
+        app, ["train", "--out", str(tmp_path / "r"), "--selection", "bms", "--deletion-priors", "x"]
+    )
+    assert result.exit_code == 2
+
+
+def test_simulate_capacity_matches_closed_forms() -> None:
+    result = runner.invoke(app, ["simulate-capacity", "--json", "--trials", "20000"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.stdout)["runs"]
+    assert {(r["method"], r["budget"]) for r in runs} == {
+        ("s3t", 1),
+        ("s3t", 2),
+        ("s3t", 3),
+        ("s3t", 6),
+        ("sisa", 1),
+    }
+    for r in runs:
+        assert r["relative_error"] < 0.03
+        assert r["depth_curve"][0] == 6
+
+
+@pytest.mark.slow
+def test_real_data_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "rt"
+    args = [
+        "train",
+        "--out",
+        str(out),
+        "--train-size",
+        "600",
+        "--test-size",
+        "300",
+        "--shards",
+        "2",
+        "--slices",
+        "2",
+        "--budget",
+        "2",
+        "--epochs",
+        "1",
+        "--no-progress",
+    ]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["accuracy"] > 0.6
