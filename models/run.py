@@ -32,7 +32,7 @@ from models.ensemble import EnsemblePredictor, Member
 from models.progress import NULL_PROGRESS, Progress
 from models.s3t import S3TTrainer, ShardData, train_shard
 from models.training import Example
-from sharding import Placement, SelectionMethod, select_sequences, serve
+from sharding import Placement, SelectionMethod, balance, select_sequences, serve
 
 RUN_FILE = "run.json"
 FORMAT = 1
@@ -118,6 +118,11 @@ def train_run(
         )
     placement = Placement(secret, spec.n_shards, config.n_slices)
     shards = place_shards(train, placement)
+    report = balance(
+        (placement.place(r.record_id, r.subject_id) for r in train.records),
+        spec.n_shards,
+        config.n_slices,
+    )
     probs = None
     if spec.deletion_probs is not None:
         probs = {s: spec.deletion_probs for s in range(spec.n_shards)}
@@ -173,6 +178,12 @@ def train_run(
         "test_records": len(test),
         "label_names": list(train.label_names),
         "train_seconds": round(time.perf_counter() - started, 3),
+        "balance": {
+            "min_slice": report.min_slice,
+            "max_slice": report.max_slice,
+            "imbalance": report.imbalance,
+            "chi2_pvalue": report.chi2_pvalue,
+        },
         "shards": shard_entries,
     }
     write_manifest(out, manifest)

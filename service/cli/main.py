@@ -11,11 +11,11 @@ import os
 import secrets
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
@@ -185,6 +185,11 @@ def train(
             str(n_ckpt),
         )
     out.print(table)
+    bal = manifest["balance"]
+    out.print(
+        f"placement balance: slices hold {bal['min_slice']}..{bal['max_slice']} records "
+        f"(max/mean {bal['imbalance']:.2f}, chi-square p={bal['chi2_pvalue']:.2f})"
+    )
     out.print(
         f"training took {manifest['train_seconds']:.1f} s; next: unlearn evaluate --run {out_dir}"
     )
@@ -241,16 +246,16 @@ def simulate_capacity_cmd(
         from sharding import s3t_expected_capacity, simulate_capacity, sisa_expected_capacity
 
         probs = _floats(deletion_priors)
-        runs: list[tuple[str, int, Callable[[], float] | None]] = []
+        runs: list[tuple[Literal["s3t", "sisa"], int, float]] = []
         if method in (CapacityMethod.s3t, CapacityMethod.both):
             for b in budget or [1, 2, 3, slices]:
-                runs.append(("s3t", b, lambda b=b: s3t_expected_capacity(shards, slices, b)))
+                runs.append(("s3t", b, s3t_expected_capacity(shards, slices, b)))
         if method in (CapacityMethod.sisa, CapacityMethod.both):
-            runs.append(("sisa", 1, lambda: sisa_expected_capacity(shards, slices)))
-        rows = []
+            runs.append(("sisa", 1, sisa_expected_capacity(shards, slices)))
+        rows: list[dict[str, Any]] = []
         for name, b, closed in runs:
             res = simulate_capacity(
-                method=name,  # type: ignore[arg-type]
+                method=name,
                 n_shards=shards,
                 n_slices=slices,
                 budget=b,
@@ -258,7 +263,7 @@ def simulate_capacity_cmd(
                 seed=seed,
                 deletion_probs=probs,
             )
-            expected = closed() if closed is not None and probs is None else None
+            expected = closed if probs is None else None  # closed forms assume uniform
             rows.append(
                 {
                     "method": name,

@@ -56,6 +56,8 @@ def test_train_and_evaluate_a_csv(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["train_records"] == 40 and manifest["test_records"] == 8
+    assert manifest["balance"]["max_slice"] >= 10 >= manifest["balance"]["min_slice"]
+    assert "placement balance" in result.output
     assert (out / "placement.key").stat().st_mode & 0o777 == 0o600
     placed = [rid for entry in manifest["shards"] for s in entry["slices"] for rid in s]
     assert len(placed) == len(set(placed)) == 40
