@@ -58,10 +58,12 @@ class Backbone:
         """Module names (relative to ``model``) that get LoRA in ``layer``: query and value."""
         return [f"encoder.layer.{layer}.attention.self.{m}" for m in ("query", "value")]
 
-    def prepare(self, texts: Sequence[str], max_length: int) -> BackboneInput:
-        """Tokenise and pad ``texts`` to the longest of them (at most ``max_length`` tokens)."""
+    def prepare(self, items: Sequence[object], max_length: int) -> BackboneInput:
+        """Tokenise and pad texts to the longest of them (at most ``max_length`` tokens)."""
+        if not all(isinstance(t, str) for t in items):
+            raise ValueError(f"backbone {self.name} reads text, not numeric features")
         enc = self.tokenizer(  # type: ignore[operator]
-            list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+            list(items), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         return BackboneInput(enc["input_ids"], enc["attention_mask"])
 
@@ -93,13 +95,27 @@ class Backbone:
 
 BackboneFactory = Callable[[], Backbone]
 _REGISTRY: dict[str, BackboneFactory] = {}
+_READS: dict[str, str] = {}
 
 
-def register_backbone(name: str, factory: BackboneFactory) -> None:
-    """Register ``factory`` under ``name``; names are stable keys stored in checkpoints."""
+def register_backbone(name: str, factory: BackboneFactory, *, reads: str = "text") -> None:
+    """Register ``factory`` under ``name``; names are stable keys stored in checkpoints.
+
+    ``reads`` is the dataset kind the backbone takes: "text" or "features".
+    """
     if not name or name != name.strip() or name in _REGISTRY:
         raise ValueError(f"backbone name {name!r} is empty, padded or already registered")
+    if reads not in ("text", "features"):
+        raise ValueError(f"backbone {name!r}: reads must be 'text' or 'features'")
     _REGISTRY[name] = factory
+    _READS[name] = reads
+
+
+def backbone_reads(name: str) -> str:
+    """The dataset kind backbone ``name`` takes."""
+    if name not in _READS:
+        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())}")
+    return _READS[name]
 
 
 def backbone_names() -> tuple[str, ...]:
@@ -154,4 +170,16 @@ def _load_minilm() -> Backbone:
     )
 
 
+def _load_patch() -> Backbone:
+    from models.patch_backbone import load_patch_backbone
+
+    return load_patch_backbone()
+
+
 register_backbone("all-minilm-l6-v2", _load_minilm)
+register_backbone("patch-transformer-28", _load_patch, reads="features")
+
+
+def default_backbone(kind: str) -> str:
+    """The backbone used for a dataset of ``kind`` ("text" or "features")."""
+    return "all-minilm-l6-v2" if kind == "text" else "patch-transformer-28"

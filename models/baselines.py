@@ -150,7 +150,7 @@ def train_full(
 
 @torch.no_grad()
 def frozen_embeddings(
-    encoder: AdaptedEncoder, texts: Sequence[str], *, max_length: int, batch_size: int = 64
+    encoder: AdaptedEncoder, texts: Sequence[object], *, max_length: int, batch_size: int = 64
 ) -> np.ndarray:
     """Mean-pooled last-layer states of the plain backbone (adapters off), [n, hidden]."""
     encoder.set_active_groups(0)

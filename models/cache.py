@@ -61,14 +61,15 @@ class ActivationCache:
         cls,
         root: Path,
         encoder: AdaptedEncoder,
-        items: Iterable[tuple[str, str]],
+        items: Iterable[tuple[str, object]],
         *,
         max_length: int,
         progress: Progress = NULL_PROGRESS,
         description: str = "caching activations",
     ) -> ActivationCache:
-        """Cache ``(record_id, text)`` items (any order; stored by record id)."""
-        ordered = sorted(items)
+        """Cache ``(record_id, input)`` items, the input being what the backbone reads (a text
+        or a feature vector); any order, stored by record id."""
+        ordered = sorted(items, key=lambda item: item[0])
         ids = [rid for rid, _ in ordered]
         if len(set(ids)) != len(ids):
             raise CacheError("duplicate record ids given to the activation cache")
@@ -83,8 +84,8 @@ class ActivationCache:
         offset = 0
         try:
             with progress.task(description, len(ordered)) as advance, torch.no_grad():
-                for rid, text in ordered:
-                    inputs = backbone.prepare([text], max_length)
+                for rid, item in ordered:
+                    inputs = backbone.prepare([item], max_length)
                     hidden = backbone.embed(inputs)
                     layer = 0
                     for g in groups:

@@ -100,7 +100,7 @@ class EnsemblePredictor:
 
     @torch.no_grad()
     def logits(
-        self, texts: Sequence[str], *, batch_size: int = 64, shared_prefix: bool = True
+        self, texts: Sequence[object], *, batch_size: int = 64, shared_prefix: bool = True
     ) -> torch.Tensor:
         """Mean logits over live shards, [len(texts), n_classes]."""
         out = []
@@ -112,10 +112,10 @@ class EnsemblePredictor:
                 out.append(self._naive_batch(chunk))
         return torch.cat(out)
 
-    def predict(self, texts: Sequence[str], **kw: object) -> torch.Tensor:
+    def predict(self, texts: Sequence[object], **kw: object) -> torch.Tensor:
         return self.logits(texts, **kw).argmax(dim=-1)  # type: ignore[arg-type]
 
-    def _naive_batch(self, texts: Sequence[str]) -> torch.Tensor:
+    def _naive_batch(self, texts: Sequence[object]) -> torch.Tensor:
         backbone = self.encoder.backbone
         inputs = backbone.prepare(texts, self.max_length)
         total = torch.zeros(len(texts), self.head.linear.out_features)
@@ -128,7 +128,7 @@ class EnsemblePredictor:
             total += logits
         return total / len(self.members)
 
-    def _shared_batch(self, texts: Sequence[str]) -> torch.Tensor:
+    def _shared_batch(self, texts: Sequence[object]) -> torch.Tensor:
         backbone = self.encoder.backbone
         layout = self.encoder.layout
         inputs = backbone.prepare(texts, self.max_length)

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from models.adapters import AdaptedEncoder
-from models.backbones import load_backbone
+from models.backbones import backbone_reads, default_backbone, load_backbone
 from models.cache import ActivationCache
 from models.checkpoints import LocalCheckpointStore
 from models.config import TrainConfig
-from models.data import Dataset, load_dataset
+from models.data import Dataset, Record, load_dataset
 from models.ensemble import EnsemblePredictor, Member
 from models.progress import NULL_PROGRESS, Progress
 from models.s3t import S3TTrainer, ShardData, train_shard
@@ -88,6 +88,11 @@ def split_dataset(spec: RunSpec) -> tuple[Dataset, Dataset]:
     return train, test
 
 
+def model_input(record: Record) -> object:
+    """What the backbone reads of a record: its text, or its feature vector."""
+    return record.text if record.text is not None else record.features
+
+
 def place_shards(train: Dataset, placement: Placement) -> list[ShardData]:
     """Examples of every shard by slice, from the keyed placement of each record's subject."""
     grid: list[list[list[Example]]] = [
@@ -108,9 +113,10 @@ def train_run(
     """Train every shard's sequences; writes and returns the run manifest."""
     config = spec.config
     train, test = split_dataset(spec)
-    if train.kind != "text":
+    if backbone_reads(config.backbone) != train.kind:
         raise RunError(
-            f"backbone {config.backbone!r} reads text; dataset {train.name} has features"
+            f"backbone {config.backbone!r} does not read {train.kind} datasets such as "
+            f"{train.name}; use {default_backbone(train.kind)!r}"
         )
     if len(train.label_names) > config.n_classes:
         raise RunError(
@@ -141,7 +147,7 @@ def train_run(
     )
     store = LocalCheckpointStore(out / "checkpoints")
     trainer = S3TTrainer(encoder, config, store)
-    texts = {r.record_id: r.text or "" for r in train.records}
+    inputs = {r.record_id: model_input(r) for r in train.records}
     started = time.perf_counter()
     shard_entries = []
     for data in shards:
@@ -153,7 +159,7 @@ def train_run(
         cache = ActivationCache.build(
             out / "cache" / f"shard{data.shard}",
             encoder,
-            [(e.record_id, texts[e.record_id]) for s in data.slices for e in s],
+            [(e.record_id, inputs[e.record_id]) for s in data.slices for e in s],
             max_length=config.max_length,
             progress=progress,
             description=f"caching shard {data.shard}",
@@ -251,7 +257,7 @@ def evaluate_run(
         n_classes=config.n_classes,
         max_length=config.max_length,
     )
-    texts = [r.text or "" for r in test.records]
+    texts = [model_input(r) for r in test.records]
     labels = [r.label for r in test.records]
     started = time.perf_counter()
     correct = 0

@@ -112,6 +112,9 @@ def train(
         str | None,
         typer.Option(help="per-slice deletion probabilities for bms, e.g. 0.1,0.2,0.3,0.4"),
     ] = None,
+    backbone: Annotated[
+        str, typer.Option(help="registered backbone; auto picks one for the dataset's kind")
+    ] = "auto",
     rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
     alpha: Annotated[float, typer.Option(help="LoRA alpha")] = 16.0,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-3,
@@ -144,10 +147,13 @@ def train(
             for name in ("checkpoints", "cache"):
                 shutil.rmtree(out_dir / name, ignore_errors=True)
             (out_dir / RUN_FILE).unlink()
+        from models.backbones import default_backbone
         from models.data import load_dataset
 
-        n_classes = len(load_dataset(dataset).label_names)
+        loaded = load_dataset(dataset)
+        n_classes = len(loaded.label_names)
         config = TrainConfig(
+            backbone=default_backbone(loaded.kind) if backbone == "auto" else backbone,
             n_slices=slices,
             rank=rank,
             alpha=alpha,

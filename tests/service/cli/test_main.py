@@ -149,3 +149,41 @@ def test_real_data_end_to_end(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["accuracy"] > 0.6
+
+
+def test_train_on_numeric_features(tmp_path: Path) -> None:
+    lines = ["record_id,features,label"]
+    for i in range(40):
+        pixels = [((i * 7 + j) % 13) / 13 * (i % 2) for j in range(784)]
+        lines.append(f'f{i:03d},"{" ".join(f"{p:.3f}" for p in pixels)}",{i % 2}')
+    data = tmp_path / "images.csv"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "--out",
+        str(out),
+        "--dataset",
+        str(data),
+        "--shards",
+        "1",
+        "--slices",
+        "2",
+        "--budget",
+        "1",
+        "--epochs",
+        "1",
+        "--test-size",
+        "8",
+        "--no-progress",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "run.json").read_text())["spec"]["config"]["backbone"] == (
+        "patch-transformer-28"
+    )
+    result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    wrong_args = [a if a != str(out) else str(tmp_path / "r2") for a in args]
+    wrong = runner.invoke(app, [*wrong_args, "--backbone", "all-minilm-l6-v2"])
+    assert wrong.exit_code == 2 and "does not read features" in wrong.output
