@@ -20,12 +20,18 @@ def items() -> list[tuple[str, str, int]]:
     return synthetic_items(36)
 
 
-def test_step_leaves_earlier_groups_byte_identical(
-    tmp_path: Path, items, small_config, make_encoder
-) -> None:
+@pytest.fixture
+def shard(tmp_path: Path, items, small_config, make_encoder):
+    """A fresh encoder, the shard's activation cache and its examples by slice."""
     encoder = make_encoder(small_config)
-    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
-    data = shard_from_items(items, small_config.n_slices)
+    cache = build_cache(tmp_path / "shard-cache", encoder, items, small_config.max_length)
+    return encoder, cache, shard_from_items(items, small_config.n_slices)
+
+
+def test_step_leaves_earlier_groups_byte_identical(
+    tmp_path: Path, items, small_config, make_encoder, shard
+) -> None:
+    encoder, cache, data = shard
     store = InMemoryCheckpointStore()
     trainer = S3TTrainer(encoder, small_config, store)
     seq = (2, 0, 1)
@@ -52,11 +58,9 @@ def test_step_leaves_earlier_groups_byte_identical(
 
 
 def test_isolation_violation_is_detected(
-    tmp_path: Path, items, small_config, make_encoder, monkeypatch
+    tmp_path: Path, items, small_config, make_encoder, monkeypatch, shard
 ) -> None:
-    encoder = make_encoder(small_config)
-    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
-    data = shard_from_items(items, small_config.n_slices)
+    encoder, cache, data = shard
     trainer = S3TTrainer(encoder, small_config, InMemoryCheckpointStore())
     first = trainer.train_step(data, cache, (0,), [])
     real_fit = training.fit
@@ -99,11 +103,9 @@ def test_seed_changes_checkpoints(tmp_path: Path, items, small_config, make_enco
 
 
 def test_retrain_after_deletion_equals_training_from_scratch(
-    tmp_path: Path, items, small_config, make_encoder
+    tmp_path: Path, items, small_config, make_encoder, shard
 ) -> None:
-    encoder = make_encoder(small_config)
-    data = shard_from_items(items, small_config.n_slices)
-    cache = build_cache(tmp_path / "live", encoder, items, small_config.max_length)
+    encoder, cache, data = shard
     store = InMemoryCheckpointStore()
     trainer = S3TTrainer(encoder, small_config, store)
     chains = train_shard(trainer, data, cache, SEQUENCES)
@@ -136,11 +138,9 @@ def test_retrain_after_deletion_equals_training_from_scratch(
 
 
 def test_shared_prefixes_share_checkpoints(
-    tmp_path: Path, items, small_config, make_encoder
+    tmp_path: Path, items, small_config, make_encoder, shard
 ) -> None:
-    encoder = make_encoder(small_config)
-    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
-    data = shard_from_items(items, small_config.n_slices)
+    encoder, cache, data = shard
     store = InMemoryCheckpointStore()
     chains = train_shard(
         S3TTrainer(encoder, small_config, store), data, cache, [(0, 1, 2), (0, 2, 1)]
@@ -155,10 +155,10 @@ def test_shared_prefixes_share_checkpoints(
     assert len(store.blobs) == 5
 
 
-def test_retrain_rejects_foreign_prefix(tmp_path: Path, items, small_config, make_encoder) -> None:
-    encoder = make_encoder(small_config)
-    cache = build_cache(tmp_path / "c", encoder, items, small_config.max_length)
-    data = shard_from_items(items, small_config.n_slices)
+def test_retrain_rejects_foreign_prefix(
+    tmp_path: Path, items, small_config, make_encoder, shard
+) -> None:
+    encoder, cache, data = shard
     trainer = S3TTrainer(encoder, small_config, InMemoryCheckpointStore())
     (chain,) = train_shard(trainer, data, cache, [(0, 1, 2)])
     with pytest.raises(ValueError, match="does not belong"):

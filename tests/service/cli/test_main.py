@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
@@ -23,23 +24,10 @@ def _csv(path: Path, n: int = 48) -> Path:
     return path
 
 
-TINY = [
-    "--shards",
-    "2",
-    "--slices",
-    "2",
-    "--budget",
-    "2",
-    "--epochs",
-    "1",
-    "--max-length",
-    "16",
-    "--rank",
-    "2",
-    "--test-size",
-    "8",
-    "--no-progress",
-]
+TINY = shlex.split(
+    "--shards 2 --slices 2 --budget 2 --epochs 1 --max-length 16 --rank 2 --test-size 8"
+    " --no-progress"
+)
 
 
 def test_help_lists_the_commands() -> None:
@@ -127,24 +115,11 @@ def test_simulate_capacity_matches_closed_forms() -> None:
 @pytest.mark.slow
 def test_real_data_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "rt"
-    args = [
-        "train",
-        "--out",
-        str(out),
-        "--train-size",
-        "600",
-        "--test-size",
-        "300",
-        "--shards",
-        "2",
-        "--slices",
-        "2",
-        "--budget",
-        "2",
-        "--epochs",
-        "1",
-        "--no-progress",
-    ]
+    args = ["train", "--out", str(out)]
+    args += shlex.split(
+        "--train-size 600 --test-size 300 --shards 2 --slices 2 --budget 2 --epochs 1"
+    )
+    args += ["--no-progress"]
     assert runner.invoke(app, args).exit_code == 0
     result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
     assert result.exit_code == 0, result.output
