@@ -39,10 +39,13 @@ class CacheError(RuntimeError):
 class ActivationCache:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._load()
+
+    def _load(self) -> None:
         try:
-            meta = json.loads((root / INDEX).read_text())
+            meta = json.loads((self.root / INDEX).read_text())
         except FileNotFoundError:
-            raise CacheError(f"no activation cache at {root}") from None
+            raise CacheError(f"no activation cache at {self.root}") from None
         self.generation: int = meta["generation"]
         self.hidden_size: int = meta["hidden_size"]
         self.groups: tuple[int, ...] = tuple(meta["groups"])
@@ -186,7 +189,7 @@ class ActivationCache:
         _write_json_atomic(self.root / INDEX, meta)
         for g in self.groups:
             (self.root / _data_name(g, old_gen)).unlink(missing_ok=True)
-        self.__init__(self.root)  # type: ignore[misc]
+        self._load()
         return len(drop)
 
 
