@@ -145,7 +145,10 @@ def main() -> None:
     common = ["--epochs", str(args.epochs), "--train-size", str(args.train_size)]
     common += ["--test-size", str(args.test_size), "--workdir", str(args.workdir)]
     prep = run_worker("bench.accuracy", [*common, "--worker", "prepare"])
-    print(f"activation cache: {prep['cache_seconds']:.1f} s for {prep['train_records']} records")
+    print(
+        f"activation cache: {prep['cache_seconds']:.1f} s for {prep['train_records']} records",
+        flush=True,
+    )
     runs: list[dict[str, Any]] = []
     for seed in args.seeds:
         for method in args.methods:
@@ -153,7 +156,8 @@ def main() -> None:
                 continue  # the probe's only randomness is the solver's; one run is enough
             res = run_worker("bench.accuracy", [*common, "--worker", method, "--seed", str(seed)])
             runs.append({"method": method, "seed": seed, **res})
-            print(json.dumps(runs[-1]))
+            print(json.dumps(runs[-1]), flush=True)
+            write_json(args.out.with_suffix(".partial.json"), {"runs": runs})
     summary = {}
     for method in args.methods:
         rs = [r for r in runs if r["method"] == method]
