@@ -67,7 +67,7 @@ def main() -> None:
     from models.data import load_dataset
     from models.determinism import configure_determinism
     from models.ensemble import EnsemblePredictor, Member
-    from models.s3t import S3TTrainer, ShardData, retrain_sequence, train_shard
+    from models.s3t import S3TTrainer, ShardData, retrain_shard, train_shard
     from models.training import Example
     from sharding import SliceAddress, cyclic_sequences, full_depths, plan_deletion
 
@@ -149,15 +149,7 @@ def main() -> None:
     clean = shard.without({victim})
     impact = plan_deletion({0: seqs}, full_depths({0: seqs}), [SliceAddress(0, 2)])
     trainer = S3TTrainer(encoder, config, store)  # restores the clean prefixes from `store`
-    for task in impact.retrain:
-        retrain_sequence(
-            trainer,
-            clean,
-            cache,
-            seqs[task.sequence],
-            chains[task.sequence],
-            from_step=task.from_step,
-        )
+    retrain_shard(trainer, clean, cache, seqs, chains, impact.retrain)
     retrain_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     train_shard(S3TTrainer(encoder, config, InMemoryCheckpointStore()), clean, cache, seqs)

@@ -23,6 +23,7 @@ from models.determinism import derive_seed, generator
 from models.head import ClassificationHead
 from models.progress import NULL_PROGRESS, Advance, Progress
 from models.training import Example, RowSource, fit
+from sharding import RetrainTask
 
 
 class IsolationError(RuntimeError):
@@ -204,3 +205,31 @@ def retrain_sequence(
     return trainer.train_sequence(
         data, source, sequence, restored=chain[: from_step - 1], progress=progress
     )
+
+
+def retrain_shard(
+    trainer: S3TTrainer,
+    data: ShardData,
+    source: RowSource,
+    sequences: Sequence[Sequence[int]],
+    chains: Sequence[Sequence[str]],
+    tasks: Sequence[RetrainTask],
+    *,
+    progress: Progress = NULL_PROGRESS,
+) -> tuple[tuple[str, ...], ...]:
+    """Apply a shard's retrain plan (``sharding.plan_deletion(...).retrain``): every task's
+    sequence is retrained from its step; the other chains are returned unchanged."""
+    out = [tuple(c) for c in chains]
+    for task in tasks:
+        if task.shard != data.shard:
+            raise ValueError(f"retrain task for shard {task.shard} given to shard {data.shard}")
+        out[task.sequence] = retrain_sequence(
+            trainer,
+            data,
+            source,
+            sequences[task.sequence],
+            chains[task.sequence],
+            from_step=task.from_step,
+            progress=progress,
+        )
+    return tuple(out)

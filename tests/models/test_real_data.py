@@ -11,7 +11,7 @@ from models.checkpoints import LocalCheckpointStore
 from models.config import TrainConfig
 from models.data import load_dataset
 from models.run import place_shards
-from models.s3t import S3TTrainer, retrain_sequence, train_shard
+from models.s3t import S3TTrainer, retrain_shard, train_shard
 from sharding import Placement, SliceAddress, cyclic_sequences, full_depths, plan_deletion
 
 
@@ -32,16 +32,7 @@ def test_real_data_retrain_equals_scratch(tmp_path: Path, make_encoder) -> None:
     impact = plan_deletion({0: seqs}, full_depths({0: seqs}), [SliceAddress(0, 3)])
     cache.remove(erased)
     clean = shard.without(erased)
-    retrained = list(chains)
-    for task in impact.retrain:
-        retrained[task.sequence] = retrain_sequence(
-            trainer,
-            clean,
-            cache,
-            seqs[task.sequence],
-            chains[task.sequence],
-            from_step=task.from_step,
-        )
+    retrained = retrain_shard(trainer, clean, cache, seqs, chains, impact.retrain)
     assert sorted(t.from_step for t in impact.retrain) == [1, 2, 3, 4]
 
     fresh = make_encoder(config)
@@ -53,7 +44,7 @@ def test_real_data_retrain_equals_scratch(tmp_path: Path, make_encoder) -> None:
         fresh_cache,
         seqs,
     )
-    assert tuple(retrained) == scratch
+    assert retrained == scratch
 
 
 def _as_dataset(records):
