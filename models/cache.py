@@ -135,6 +135,12 @@ class ActivationCache:
                 )
         return self._maps[group]
 
+    def open_all(self) -> None:
+        """Map every group's file now: the mappings outlive a later ``remove`` by another
+        process (which deletes the files this generation maps)."""
+        for g in self.groups:
+            self._map(g)
+
     def length(self, record_id: str) -> int:
         try:
             return self.entries[record_id].length

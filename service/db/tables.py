@@ -1,0 +1,214 @@
+"""The lineage schema: from every training record to every checkpoint it shaped.
+
+A record's place in a model (shard, slice) lives in ``placements`` because it depends on the
+model's layout. Erasure is versioned per model: a deletion that touches a model bumps its
+``routing_version`` to ``v`` and stamps ``placements.erased_version = v`` on the erased
+records, and every checkpoint carries the ``data_version`` whose active records it was trained
+on. So record ``r`` shaped checkpoint ``c`` exactly when ``r`` sits in one of ``c``'s slices and
+``r`` was still active at ``c.data_version`` (``erased_version`` null or greater).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from service.db.base import Base, UTCDateTime, utcnow
+
+SHA = String(64)
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    label_names: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecordRow(Base):
+    """One training record. After erasure only the tombstone stays: ids, hashes and label."""
+
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("dataset_id", "record_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    record_id: Mapped[str] = mapped_column(String(200))
+    subject_key: Mapped[str | None] = mapped_column(SHA, index=True)
+    content_sha256: Mapped[str] = mapped_column(SHA)
+    label: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    erased_by: Mapped[int | None] = mapped_column(ForeignKey("deletion_requests.id"))
+
+
+class ModelRow(Base):
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text)
+    n_shards: Mapped[int] = mapped_column(Integer)
+    budget: Mapped[int] = mapped_column(Integer)
+    selection: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    config_hash: Mapped[str] = mapped_column(SHA)
+    backbone_sha256: Mapped[str | None] = mapped_column(SHA)
+    routing_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class PlacementRow(Base):
+    __tablename__ = "placements"
+    __table_args__ = (Index("ix_placements_slice", "model_id", "shard", "slice"),)
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    record_pk: Mapped[int] = mapped_column(ForeignKey("records.id"), primary_key=True, index=True)
+    shard: Mapped[int] = mapped_column(Integer)
+    slice: Mapped[int] = mapped_column(Integer)
+    erased_version: Mapped[int | None] = mapped_column(Integer)
+
+
+class SliceRow(Base):
+    """A slice of a shard, with the digest of its records when the model was trained."""
+
+    __tablename__ = "slices"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slice: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n_records: Mapped[int] = mapped_column(Integer)
+    n_erased: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SequenceRow(Base):
+    """One slice order of a shard; steps ``1..valid_depth`` hold no erased record."""
+
+    __tablename__ = "sequences"
+    __table_args__ = (UniqueConstraint("model_id", "shard", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    shard: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    permutation: Mapped[list[int]] = mapped_column(JSON)
+    valid_depth: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CheckpointRow(Base):
+    """Every checkpoint ever trained (cut ones stay as lineage, state ``retired``)."""
+
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("model_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    sha256: Mapped[str] = mapped_column(SHA)
+    shard: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    slice_ids: Mapped[list[int]] = mapped_column(JSON)
+    records_digest: Mapped[str] = mapped_column(SHA)
+    n_records: Mapped[int] = mapped_column(Integer)
+    data_version: Mapped[int] = mapped_column(Integer)
+    parent_sha256: Mapped[str | None] = mapped_column(SHA)
+    state: Mapped[str] = mapped_column(String(16), default="live")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SequenceStepRow(Base):
+    __tablename__ = "sequence_steps"
+
+    sequence_id: Mapped[int] = mapped_column(ForeignKey("sequences.id"), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id"), index=True)
+
+
+class RoutingRow(Base):
+    """What a shard serves: ``depth`` 0 means the shard is dead (no clean step left)."""
+
+    __tablename__ = "routing"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id"))
+    depth: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeletionRequestRow(Base):
+    __tablename__ = "deletion_requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(36), unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    body_sha256: Mapped[str] = mapped_column(SHA)
+    subject_key: Mapped[str | None] = mapped_column(SHA)
+    dataset: Mapped[str | None] = mapped_column(String(200))
+    record_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    reason: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    n_records: Mapped[int] = mapped_column(Integer, default=0)
+    cut: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    effective_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class DeletionEventRow(Base):
+    """The request's state timeline, one row per transition."""
+
+    __tablename__ = "deletion_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("deletion_requests.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class JobRow(Base):
+    """Background work (``train`` a model, ``retrain`` a cut sequence); the DB is the truth.
+
+    ``enqueued_at`` null means the broker has not been told yet (the outbox); ``key`` makes a
+    retrain idempotent: sequence, cut step and the erased-record set it cleans up.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(128), unique=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id"))
+    from_step: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    progress_done: Mapped[int] = mapped_column(Integer, default=0)
+    progress_total: Mapped[int] = mapped_column(Integer, default=0)
+    superseded_by: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    enqueued_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeletionJobRow(Base):
+    """Which jobs a deletion request waits for (merged requests share jobs)."""
+
+    __tablename__ = "deletion_jobs"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("deletion_requests.id"), primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True, index=True)

@@ -1,0 +1,120 @@
+"""A job's life in the DB: claim (with a lease), heartbeat, finish, fail, and settling the
+deletion requests that wait on it. Every transition is a guarded UPDATE, so a job run twice
+(redelivery after a crash) publishes once."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.base import utcnow
+from service.db.engine import Database
+from service.db.tables import DeletionEventRow, DeletionJobRow, DeletionRequestRow, JobRow
+
+LEASE = dt.timedelta(seconds=120)
+MAX_ATTEMPTS = 3
+FINAL = ("done", "superseded", "failed")
+
+
+class LostJob(RuntimeError):
+    """The job was superseded, finished elsewhere or re-claimed after our lease ran out."""
+
+
+def claim(db: Database, job_id: int, *, lease: dt.timedelta = LEASE) -> int | None:
+    """Take the job if it is queued, or running with an expired lease; returns the attempt
+    number that owns it, or ``None`` when there is nothing to do."""
+    now = utcnow()
+    with db.write() as s:
+        job = s.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
+        if job is None or job.state in FINAL:
+            return None
+        if job.state == "running" and job.heartbeat_at and job.heartbeat_at > now - lease:
+            return None
+        job.state, job.started_at, job.heartbeat_at = "running", now, now
+        job.attempts += 1
+        job.error = None
+        _mark_requests(s, [job.id], "retraining", now)
+        return job.attempts
+
+
+def owned(s: Session, job_id: int, attempt: int) -> JobRow:
+    """The job row, locked, if ``attempt`` still owns it; else ``LostJob``."""
+    job = s.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
+    if job is None or job.state != "running" or job.attempts != attempt:
+        raise LostJob(f"job {job_id} attempt {attempt} no longer owns the job")
+    return job
+
+
+def heartbeat(db: Database, job_id: int, attempt: int, done: int, total: int) -> None:
+    with db.write() as s:
+        job = owned(s, job_id, attempt)
+        job.heartbeat_at = utcnow()
+        job.progress_done, job.progress_total = done, total
+
+
+def finish(s: Session, job: JobRow) -> None:
+    """Mark the (owned) job done and complete the requests that waited only on it."""
+    job.state, job.finished_at = "done", utcnow()
+    job.progress_done = job.progress_total
+    s.flush()
+    settle(s, [job.id])
+
+
+def fail(db: Database, job_id: int, attempt: int, error: str) -> str:
+    """Record a failure: back to ``queued`` for another attempt, or ``failed`` for good."""
+    with db.write() as s:
+        try:
+            job = owned(s, job_id, attempt)
+        except LostJob:
+            return "lost"
+        job.error = error[-4000:]
+        if job.attempts >= MAX_ATTEMPTS:
+            job.state, job.finished_at = "failed", utcnow()
+            s.flush()
+            settle(s, [job.id])
+        else:
+            job.state, job.enqueued_at = "queued", None
+        return job.state
+
+
+def settle(s: Session, job_ids: Iterable[int]) -> None:
+    """Requests linked to these jobs become ``completed`` when every job they wait on is
+    done or superseded (its successor is linked too), ``failed`` when one failed."""
+    now = utcnow()
+    request_ids = set(
+        s.scalars(select(DeletionJobRow.request_id).where(DeletionJobRow.job_id.in_(list(job_ids))))
+    )
+    for rid in sorted(request_ids):
+        req = s.get(DeletionRequestRow, rid)
+        assert req is not None
+        if req.state in ("completed", "failed"):
+            continue
+        states = list(
+            s.scalars(
+                select(JobRow.state)
+                .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+                .where(DeletionJobRow.request_id == rid)
+            )
+        )
+        if "failed" in states:
+            _transition(s, req, "failed", now)
+        elif all(state in ("done", "superseded") for state in states):
+            req.completed_at = now
+            _transition(s, req, "completed", now)
+
+
+def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime) -> None:
+    for req in s.scalars(
+        select(DeletionRequestRow)
+        .join(DeletionJobRow, DeletionJobRow.request_id == DeletionRequestRow.id)
+        .where(DeletionJobRow.job_id.in_(job_ids), DeletionRequestRow.state == "effective")
+    ):
+        _transition(s, req, state, now)
+
+
+def _transition(s: Session, req: DeletionRequestRow, state: str, now: dt.datetime) -> None:
+    req.state = state
+    s.add(DeletionEventRow(request_id=req.id, state=state, at=now))

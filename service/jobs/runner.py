@@ -1,0 +1,139 @@
+"""Running jobs: one entry point for every worker, the outbox dispatch and the reconciler.
+
+Jobs are rows first; telling a worker about one happens after the commit that created it
+(``dispatch_pending``). Whatever is lost on the way (a crashed API before dispatch, a worker
+killed mid-job) the reconciler finds from the rows alone and dispatches again; running a job
+twice is harmless because only the attempt that owns it may publish.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import traceback
+from collections.abc import Callable
+
+from sqlalchemy import or_, select, update
+
+from models.progress import NULL_PROGRESS, Progress
+from service.db.base import utcnow
+from service.db.engine import Database
+from service.db.tables import JobRow
+from service.jobs.lifecycle import LEASE, LostJob, claim, fail
+from service.jobs.training import run_retrain, run_train
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RUNNERS = {"train": run_train, "retrain": run_retrain}
+Send = Callable[[int, str], None]
+
+
+def run_job(
+    db: Database, settings: Settings, job_id: int, progress: Progress = NULL_PROGRESS
+) -> str:
+    """Claim and run one job; returns ``done``, ``skipped``, ``lost``, ``queued`` (will be
+    retried) or ``failed``."""
+    attempt = claim(db, job_id)
+    if attempt is None:
+        return "skipped"
+    with db.read() as s:
+        job = s.get(JobRow, job_id)
+        assert job is not None
+        kind = job.kind
+    try:
+        RUNNERS[kind](db, settings, job_id, attempt, progress)
+    except LostJob:
+        log.info("job %s attempt %s lost ownership; its work is discarded", job_id, attempt)
+        return "lost"
+    except Exception:
+        log.exception("job %s attempt %s failed", job_id, attempt)
+        return fail(db, job_id, attempt, traceback.format_exc())
+    return "done"
+
+
+def dispatch_pending(db: Database, send: Send) -> list[int]:
+    """Send every queued job the broker has not been told about (the outbox)."""
+    with db.read() as s:
+        pending = list(
+            s.execute(
+                select(JobRow.id, JobRow.kind)
+                .where(JobRow.state == "queued", JobRow.enqueued_at.is_(None))
+                .order_by(JobRow.id)
+            )
+        )
+    sent = []
+    for job_id, kind in pending:
+        send(job_id, kind)
+        with db.write() as s:
+            s.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=utcnow()))
+        sent.append(job_id)
+    return sent
+
+
+def reconcile(
+    db: Database, send: Send, *, lease: dt.timedelta = LEASE, resend_after: dt.timedelta = LEASE
+) -> list[int]:
+    """Requeue running jobs whose heartbeat stopped and queued jobs whose message seems lost,
+    then dispatch them again."""
+    now = utcnow()
+    with db.write() as s:
+        s.execute(
+            update(JobRow)
+            .where(
+                or_(
+                    (JobRow.state == "running") & (JobRow.heartbeat_at < now - lease),
+                    (JobRow.state == "queued") & (JobRow.enqueued_at < now - resend_after),
+                )
+            )
+            .values(state="queued", enqueued_at=None)
+        )
+    return dispatch_pending(db, send)
+
+
+class LocalWorker:
+    """The embedded default's worker: a thread that runs queued jobs in id order."""
+
+    def __init__(self, db: Database, settings: Settings, *, poll_s: float = 2.0) -> None:
+        self.db, self.settings, self.poll_s = db, settings, poll_s
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="unlearn-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def send(self, job_id: int, kind: str) -> None:
+        self._wake.set()
+
+    def run_once(self) -> bool:
+        """Run the oldest runnable job, if any."""
+        reconcile(self.db, self.send)
+        with self.db.read() as s:
+            job_id = s.scalar(
+                select(JobRow.id).where(JobRow.state == "queued").order_by(JobRow.id).limit(1)
+            )
+        if job_id is None:
+            return False
+        run_job(self.db, self.settings, job_id)
+        return True
+
+    def drain(self) -> None:
+        while self.run_once():
+            pass
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.run_once():
+                    continue
+            except Exception:
+                log.exception("local worker loop failed; retrying")
+            self._wake.wait(self.poll_s)
+            self._wake.clear()

@@ -1,0 +1,247 @@
+"""The two job kinds: ``train`` (every shard of a new model) and ``retrain`` (one cut
+sequence from its cut step). Both train from one DB snapshot and publish under the model
+row lock, only while their attempt still owns the job."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.adapters import AdaptedEncoder
+from models.checkpoints import (
+    CheckpointManifest,
+    CheckpointStore,
+    LocalCheckpointStore,
+    Tensors,
+)
+from models.config import TrainConfig
+from models.progress import NULL_PROGRESS, Progress
+from models.s3t import S3TTrainer, retrain_sequence, train_shard
+from service.db.engine import Database
+from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow, SequenceStepRow
+from service.jobs.lifecycle import finish, owned
+from service.jobs.progress import JobProgress
+from service.jobs.shards import cache_dir, make_encoder, read_shard, shard_cache
+from service.lineage.deletion import ensure_retrain
+from service.lineage.publish import publish_chain, sequence_chain
+from service.lineage.registry import get_model, model_config
+from service.lineage.routing import refresh_routing, shard_sequences
+from service.settings import Settings
+
+
+class RecordingStore:
+    """A checkpoint store that remembers what this job wrote, so the files of a job that
+    lost its claim (or checkpoints tainted on arrival) can be removed."""
+
+    def __init__(self, inner: LocalCheckpointStore) -> None:
+        self.inner = inner
+        self.written: set[str] = set()
+
+    def put(self, tensors: Tensors, manifest: CheckpointManifest) -> str:
+        sha = self.inner.put(tensors, manifest)
+        self.written.add(sha)
+        return sha
+
+    def get(self, sha256: str) -> tuple[Tensors, CheckpointManifest]:
+        return self.inner.get(sha256)
+
+    def exists(self, sha256: str) -> bool:
+        return self.inner.exists(sha256)
+
+    def delete(self, sha256: str) -> None:
+        self.inner.delete(sha256)
+
+    def discard_unpublished(self, db: Database) -> None:
+        """Delete written files that no live checkpoint row refers to."""
+        if not self.written:
+            return
+        with db.read() as s:
+            live = set(
+                s.scalars(
+                    select(CheckpointRow.sha256).where(
+                        CheckpointRow.sha256.in_(sorted(self.written)),
+                        CheckpointRow.state == "live",
+                    )
+                )
+            )
+        for sha in self.written - live:
+            self.inner.delete(sha)
+
+
+@contextmanager
+def _cleaning(db: Database, store: RecordingStore) -> Iterator[None]:
+    """Whatever happens (published, lost, failed), leave no file of erased lineage behind."""
+    try:
+        yield
+    finally:
+        store.discard_unpublished(db)
+
+
+def _with_manifests(
+    store: CheckpointStore, chain: tuple[str, ...]
+) -> list[tuple[str, CheckpointManifest]]:
+    return [(sha, store.get(sha)[1]) for sha in chain]
+
+
+def _publish(
+    db: Database,
+    store: CheckpointStore,
+    job_id: int,
+    attempt: int,
+    model_id: int,
+    published: list[tuple[int, list[tuple[str, CheckpointManifest]]]],
+    *,
+    from_step: int,
+    data_version: int,
+    done: bool,
+) -> None:
+    """One transaction: publish ``(sequence id, chain)`` pairs, re-route, bump the version.
+
+    The files are checked first: a lost job of another sequence sharing a prefix may have
+    discarded one (the job then fails and its retry writes it again)."""
+    missing = [sha for _, chain in published for sha, _ in chain if not store.exists(sha)]
+    if missing:
+        raise FileNotFoundError(f"checkpoint file(s) vanished before publishing: {missing}")
+    with db.write() as s:
+        job = owned(s, job_id, attempt)
+        model = get_model(s, model_id, lock=True)
+        followups = []
+        shards = set()
+        for seq_id, chain in published:
+            seq = s.get(SequenceRow, seq_id)
+            assert seq is not None
+            depth = publish_chain(
+                s, model, seq, chain, from_step=from_step, data_version=data_version
+            )
+            shards.add(seq.shard)
+            if depth < len(seq.permutation):
+                followups.append((seq, depth))
+        refresh_routing(s, model, shards)
+        model.routing_version += 1
+        if done:
+            if job.kind == "train":
+                model.status = "ready"
+            finish(s, job)
+        for seq, depth in followups:
+            ensure_retrain(s, model, seq.id, depth + 1, seq.shard)
+
+
+def run_train(
+    db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
+) -> None:
+    with db.write() as s:
+        job = owned(s, job_id, attempt)
+        model = get_model(s, job.model_id, lock=True)
+        model.status = "training"
+        model_id, n_shards = model.id, model.n_shards
+        config = model_config(model)
+    encoder = make_encoder(config)
+    with db.write() as s:
+        get_model(s, model_id).backbone_sha256 = encoder.backbone.weights_sha256
+    store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir))
+    with _cleaning(db, store):
+        _train_shards(
+            db, settings, job_id, attempt, model_id, n_shards, config, encoder, store, progress
+        )
+
+
+def _train_shards(
+    db: Database,
+    settings: Settings,
+    job_id: int,
+    attempt: int,
+    model_id: int,
+    n_shards: int,
+    config: TrainConfig,
+    encoder: AdaptedEncoder,
+    store: RecordingStore,
+    progress: Progress,
+) -> None:
+    trainer = S3TTrainer(encoder, config, store)
+    tracker = JobProgress(db, job_id, attempt, progress)
+    for shard in range(n_shards):
+        with db.snapshot() as s:
+            seqs = shard_sequences(s, model_id, shard)
+            if all(_trained(s, q, config) for q in seqs):
+                continue  # published by an earlier attempt
+            snap = read_shard(s, model_id, shard, config.n_slices)
+            order = [(q.id, tuple(q.permutation)) for q in seqs]
+        cache = shard_cache(
+            cache_dir(settings, model_id, shard),
+            encoder,
+            snap,
+            max_length=config.max_length,
+            progress=tracker,
+        )
+        chains = train_shard(trainer, snap.data, cache, [p for _, p in order], progress=tracker)
+        _publish(
+            db,
+            store,
+            job_id,
+            attempt,
+            model_id,
+            [(qid, _with_manifests(store, c)) for (qid, _), c in zip(order, chains, strict=True)],
+            from_step=1,
+            data_version=snap.version,
+            done=False,
+        )
+    with db.write() as s:
+        job = owned(s, job_id, attempt)
+        model = get_model(s, model_id, lock=True)
+        model.status = "ready"
+        finish(s, job)
+
+
+def _trained(s: Session, seq: SequenceRow, config: TrainConfig) -> bool:
+    n = s.scalar(select(func.count()).where(SequenceStepRow.sequence_id == seq.id))
+    return n == config.n_slices
+
+
+def run_retrain(
+    db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
+) -> None:
+    with db.snapshot() as s:
+        job = s.get(JobRow, job_id)
+        assert job is not None and job.sequence_id is not None and job.from_step is not None
+        model = s.get(ModelRow, job.model_id)
+        seq = s.get(SequenceRow, job.sequence_id)
+        assert model is not None and seq is not None
+        config = model_config(model)
+        from_step, seq_id, model_id = job.from_step, seq.id, model.id
+        restored = tuple(c.sha256 for c in sequence_chain(s, seq, from_step - 1))
+        snap = read_shard(s, model_id, seq.shard, config.n_slices)
+        perm = tuple(seq.permutation)
+    encoder = make_encoder(config)
+    store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir))
+    tracker = JobProgress(db, job_id, attempt, progress)
+    with _cleaning(db, store):
+        cache = shard_cache(
+            cache_dir(settings, model_id, snap.data.shard),
+            encoder,
+            snap,
+            max_length=config.max_length,
+            progress=tracker,
+        )
+        chain = retrain_sequence(
+            S3TTrainer(encoder, config, store),
+            snap.data,
+            cache,
+            perm,
+            restored,
+            from_step=from_step,
+            progress=tracker,
+        )
+        _publish(
+            db,
+            store,
+            job_id,
+            attempt,
+            model_id,
+            [(seq_id, _with_manifests(store, chain))],
+            from_step=from_step,
+            data_version=snap.version,
+            done=True,
+        )

@@ -1,0 +1,46 @@
+"""Routing rows from sequences' valid depths; which slices lost records since a version."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.tables import ModelRow, PlacementRow, RoutingRow, SequenceRow
+from sharding import serve
+
+
+def shard_sequences(session: Session, model_id: int, shard: int) -> list[SequenceRow]:
+    return list(
+        session.scalars(
+            select(SequenceRow)
+            .where(SequenceRow.model_id == model_id, SequenceRow.shard == shard)
+            .order_by(SequenceRow.position)
+        )
+    )
+
+
+def refresh_routing(session: Session, model: ModelRow, shards: Iterable[int]) -> None:
+    """Point every given shard at its deepest clean sequence (``sharding.serve``)."""
+    for shard in sorted(set(shards)):
+        seqs = shard_sequences(session, model.id, shard)
+        route = serve(shard, [s.valid_depth for s in seqs])
+        row = session.get(RoutingRow, (model.id, shard))
+        assert row is not None, f"model {model.id} has no routing row for shard {shard}"
+        row.sequence_id = None if route.sequence is None else seqs[route.sequence].id
+        row.depth = route.depth
+
+
+def erased_slices_since(session: Session, model_id: int, shard: int, version: int) -> set[int]:
+    """Slices of a shard holding a record erased after routing version ``version``."""
+    rows = session.scalars(
+        select(PlacementRow.slice)
+        .where(
+            PlacementRow.model_id == model_id,
+            PlacementRow.shard == shard,
+            PlacementRow.erased_version > version,
+        )
+        .distinct()
+    )
+    return set(rows)
