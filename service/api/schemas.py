@@ -1,0 +1,50 @@
+"""Request bodies of the API (responses are plain JSON views of the lineage DB)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.lineage.deletion import MAX_RECORD_IDS
+
+MAX_PREDICT_INPUTS = 256
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelCreate(Strict):
+    dataset: str = Field(min_length=1, max_length=200)
+    shards: int = Field(2, ge=1, le=64)
+    slices: int = Field(4, ge=1, le=12, description="slices per shard = LoRA layer groups")
+    budget: int = Field(2, ge=1, le=24, description="sequences (slice orders) per shard")
+    selection: Literal["cyclic", "bms"] = "cyclic"
+    deletion_probs: list[float] | None = Field(
+        None, description="per-slice deletion prior (BMS only)"
+    )
+    rank: int = Field(8, ge=1, le=256)
+    alpha: float = Field(16.0, gt=0)
+    lr: float = Field(2e-3, gt=0, le=1)
+    epochs: int = Field(2, ge=1, le=100)
+    batch_size: int = Field(32, ge=1, le=4096)
+    max_length: int = Field(64, ge=2, le=512)
+    seed: int = 0
+
+
+class PredictRequest(Strict):
+    inputs: list[str | list[float]] = Field(min_length=1, max_length=MAX_PREDICT_INPUTS)
+
+
+class DeletionCreate(Strict):
+    subject_id: str | None = Field(None, min_length=1, max_length=500)
+    record_ids: list[str] | None = Field(None, min_length=1, max_length=MAX_RECORD_IDS)
+    dataset: str | None = Field(None, min_length=1, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> DeletionCreate:
+        if (self.subject_id is None) == (self.record_ids is None):
+            raise ValueError("give exactly one of subject_id and record_ids")
+        return self

@@ -1,0 +1,146 @@
+"""The predict path: check the routing version on every call, reload what changed.
+
+A prediction reads the model's routing version (one primary-key read) before and after it
+computes; if a deletion committed in between, it computes again on the new routing. So once
+a deletion's ``202`` has been sent, no answer of any API process comes from a cut checkpoint.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from sqlalchemy import select
+
+from models.adapters import AdaptedEncoder
+from models.ensemble import EnsemblePredictor, Member
+from service.core import Service
+from service.db.tables import DatasetRow, ModelRow, RoutingRow, SequenceRow
+from service.jobs.shards import make_encoder
+from service.lineage.errors import Conflict, NotFound, Unavailable, Unprocessable
+from service.lineage.publish import sequence_chain
+from service.lineage.registry import model_config
+
+MAX_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Route:
+    shard: int
+    sequence: int | None
+    depth: int
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: list[str]
+    probabilities: list[list[float]]
+    routing_version: int
+    routes: list[Route]
+
+
+@dataclass
+class _Loaded:
+    version: int
+    predictor: EnsemblePredictor
+    label_names: list[str]
+    kind: str
+    routes: list[Route]
+
+
+class ModelServer:
+    """Per-process cache of loaded ensembles, keyed by model and routing version."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self._loaded: dict[int, _Loaded] = {}
+        self._encoders: dict[int, AdaptedEncoder] = {}
+        self._lock = threading.Lock()
+        # One encoder per model is shared by its loaded versions: one forward at a time.
+        self._model_locks: dict[int, threading.Lock] = {}
+
+    def routing_version(self, model_id: int) -> int:
+        with self.service.db.read() as s:
+            version = s.scalar(select(ModelRow.routing_version).where(ModelRow.id == model_id))
+        if version is None:
+            raise NotFound(f"no model {model_id}")
+        return version
+
+    def predict(self, model_id: int, inputs: Sequence[object]) -> Prediction:
+        version = self.routing_version(model_id)
+        for _ in range(MAX_RETRIES):
+            loaded = self._current(model_id, version)
+            _check_inputs(inputs, loaded.kind)
+            with self._model_locks[model_id]:
+                logits = loaded.predictor.logits(list(inputs))
+            after = self.routing_version(model_id)
+            if after == loaded.version:
+                probs = torch.softmax(logits, dim=-1)
+                return Prediction(
+                    labels=[loaded.label_names[i] for i in probs.argmax(dim=-1).tolist()],
+                    probabilities=[[round(p, 6) for p in row] for row in probs.tolist()],
+                    routing_version=loaded.version,
+                    routes=loaded.routes,
+                )
+            version = after
+        raise Unavailable("routing kept changing during the prediction; retry")
+
+    def _current(self, model_id: int, version: int) -> _Loaded:
+        with self._lock:
+            cached = self._loaded.get(model_id)
+            if cached is not None and cached.version == version:
+                return cached
+            self._model_locks.setdefault(model_id, threading.Lock())
+            loaded = self._load(model_id)
+            self._loaded[model_id] = loaded
+            return loaded
+
+    def _load(self, model_id: int) -> _Loaded:
+        with self.service.db.snapshot() as s:
+            model = s.get(ModelRow, model_id)
+            if model is None:
+                raise NotFound(f"no model {model_id}")
+            dataset = s.get(DatasetRow, model.dataset_id)
+            assert dataset is not None
+            config = model_config(model)
+            members, routes = [], []
+            for r in s.scalars(
+                select(RoutingRow).where(RoutingRow.model_id == model_id).order_by(RoutingRow.shard)
+            ):
+                if r.sequence_id is None or r.depth == 0:
+                    routes.append(Route(r.shard, None, 0))
+                    continue
+                seq = s.get(SequenceRow, r.sequence_id)
+                assert seq is not None
+                chain = tuple(c.sha256 for c in sequence_chain(s, seq, r.depth))
+                members.append(Member(r.shard, chain))
+                routes.append(Route(r.shard, seq.position, r.depth))
+            version, status = model.routing_version, model.status
+            label_names, kind = list(dataset.label_names), dataset.kind
+        if not members:
+            if status in ("pending", "training"):
+                raise Conflict(f"model {model_id} is still {status}: nothing to serve yet")
+            raise Unavailable(f"every shard of model {model_id} is dead until retraining ends")
+        encoder = self._encoders.get(model_id)
+        if encoder is None:
+            encoder = self._encoders[model_id] = make_encoder(config)
+        predictor = EnsemblePredictor.from_chains(
+            encoder,
+            self.service.store,
+            members,
+            n_classes=config.n_classes,
+            max_length=config.max_length,
+        )
+        return _Loaded(version, predictor, label_names, kind, routes)
+
+
+def _check_inputs(inputs: Sequence[object], kind: str) -> None:
+    if kind == "text":
+        if not all(isinstance(x, str) and x.strip() for x in inputs):
+            raise Unprocessable("this model reads text: every input must be a non-blank string")
+    elif not all(
+        isinstance(x, list) and x and all(isinstance(v, int | float) for v in x) for x in inputs
+    ):
+        raise Unprocessable("this model reads features: every input must be a list of numbers")
