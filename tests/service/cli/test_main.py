@@ -33,14 +33,16 @@ TINY = shlex.split(
 def test_help_lists_the_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for cmd in ("train", "evaluate", "simulate-capacity", "datasets"):
+    for cmd in ("experiment", "train", "serve", "delete", "verify", "simulate-capacity"):
         assert cmd in result.output
 
 
 def test_train_and_evaluate_a_csv(tmp_path: Path) -> None:
     data = _csv(tmp_path / "reviews.csv")
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--out", str(out), "--dataset", str(data), *TINY])
+    result = runner.invoke(
+        app, ["experiment", "train", "--out", str(out), "--dataset", str(data), *TINY]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["train_records"] == 40 and manifest["test_records"] == 8
@@ -69,29 +71,45 @@ def test_train_and_evaluate_a_csv(tmp_path: Path) -> None:
             by_subject.setdefault(subject, set()).add(where[rid])
     assert by_subject and all(len(v) == 1 for v in by_subject.values())
 
-    result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
+    result = runner.invoke(app, ["experiment", "evaluate", "--run", str(out), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert 0.0 <= report["accuracy"] <= 1.0 and report["n_test"] == 8
     assert report["served_depths"] == {"0": 2, "1": 2}
 
-    again = runner.invoke(app, ["train", "--out", str(out), "--dataset", str(data), *TINY])
+    again = runner.invoke(
+        app, ["experiment", "train", "--out", str(out), "--dataset", str(data), *TINY]
+    )
     assert again.exit_code == 2 and "--force" in again.output
 
 
 def test_bad_input_gives_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("record_id,text,label\nr1,fine,1\nr1,again,0\n")
-    result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--dataset", str(bad)])
+    result = runner.invoke(
+        app, ["experiment", "train", "--out", str(tmp_path / "r"), "--dataset", str(bad)]
+    )
     assert result.exit_code == 2
     assert "line 3" in result.output and "duplicate" in result.output
     assert not (tmp_path / "r" / "run.json").exists()
-    result = runner.invoke(app, ["evaluate", "--run", str(tmp_path / "nothing")])
+    result = runner.invoke(app, ["experiment", "evaluate", "--run", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no trained run" in result.output
-    result = runner.invoke(app, ["train", "--out", str(tmp_path / "r"), "--dataset", "nope"])
+    result = runner.invoke(
+        app, ["experiment", "train", "--out", str(tmp_path / "r"), "--dataset", "nope"]
+    )
     assert result.exit_code == 2 and "rotten-tomatoes" in result.output
     result = runner.invoke(
-        app, ["train", "--out", str(tmp_path / "r"), "--selection", "bms", "--deletion-priors", "x"]
+        app,
+        [
+            "experiment",
+            "train",
+            "--out",
+            str(tmp_path / "r"),
+            "--selection",
+            "bms",
+            "--deletion-priors",
+            "x",
+        ],
     )
     assert result.exit_code == 2
 
@@ -115,13 +133,13 @@ def test_simulate_capacity_matches_closed_forms() -> None:
 @pytest.mark.slow
 def test_real_data_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "rt"
-    args = ["train", "--out", str(out)]
+    args = ["experiment", "train", "--out", str(out)]
     args += shlex.split(
         "--train-size 600 --test-size 300 --shards 2 --slices 2 --budget 2 --epochs 1"
     )
     args += ["--no-progress"]
     assert runner.invoke(app, args).exit_code == 0
-    result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
+    result = runner.invoke(app, ["experiment", "evaluate", "--run", str(out), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["accuracy"] > 0.6
 
@@ -135,6 +153,7 @@ def test_train_on_numeric_features(tmp_path: Path) -> None:
     data.write_text("\n".join(lines) + "\n")
     out = tmp_path / "run"
     args = [
+        "experiment",
         "train",
         "--out",
         str(out),
@@ -157,7 +176,7 @@ def test_train_on_numeric_features(tmp_path: Path) -> None:
     assert json.loads((out / "run.json").read_text())["spec"]["config"]["backbone"] == (
         "patch-transformer-28"
     )
-    result = runner.invoke(app, ["evaluate", "--run", str(out), "--json"])
+    result = runner.invoke(app, ["experiment", "evaluate", "--run", str(out), "--json"])
     assert result.exit_code == 0, result.output
     wrong_args = [a if a != str(out) else str(tmp_path / "r2") for a in args]
     wrong = runner.invoke(app, [*wrong_args, "--backbone", "all-minilm-l6-v2"])

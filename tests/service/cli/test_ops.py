@@ -1,0 +1,98 @@
+"""Operator commands against the embedded SQLite default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from service.cli.main import app
+from tests.service.conftest import SECRET, synthetic_dataset
+
+runner = CliRunner()
+TINY = ["--shards", "2", "--slices", "3", "--budget", "2", "--epochs", "1", "--rank", "4"]
+TINY += ["--max-length", "24", "--no-progress"]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("UNLEARN_SECRET", SECRET)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    lines = ["record_id,subject_id,text,label"]
+    for r in synthetic_dataset().records:
+        lines.append(f"{r.record_id},{r.subject_id or ''},{r.text},{r.label}")
+    (tmp_path / "reviews.csv").write_text("\n".join(lines) + "\n")
+    return tmp_path
+
+
+def ok(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_operator_workflow(home: Path) -> None:
+    assert "schema at 0001" in ok(["db", "upgrade"])
+    assert "imported 72 records" in ok(["import", str(home / "reviews.csv"), "--name", "reviews"])
+    ok(["train", "--dataset", "reviews", *TINY])
+    status = json.loads(ok(["status", "--json"]))
+    assert status[0]["status"] == "ready"
+    assert [s["served_depth"] for s in status[0]["shards"]] == [3, 3]
+    assert "depth 3/3" in ok(["status"])
+    assert "OK" in ok(["verify"])
+
+    out = json.loads(ok(["delete", "--subject", "subject-0", "--json"]))
+    assert out["state"] == "effective" and out["n_records"] == 3
+    listed = json.loads(ok(["requests", "list", "--json"]))
+    assert [r["id"] for r in listed] == [out["id"]]
+    shown = json.loads(ok(["requests", "show", out["id"]]))
+    assert shown["timeline"][0]["state"] == "received"
+    lineage = json.loads(ok(["lineage", "rec-0000"]))
+    assert lineage[0]["state"] == "erased"
+    assert lineage[0]["models"][0]["checkpoints"], "lineage keeps the checkpoints it shaped"
+    assert not any(c["served"] for c in lineage[0]["models"][0]["checkpoints"])
+    assert "OK" in ok(["verify"])
+    assert "nothing to erase" in ok(["delete", "--subject", "nobody"])
+
+
+def test_verify_fails_when_a_cut_checkpoint_is_served_again(home: Path) -> None:
+    from sqlalchemy import select
+
+    from service.core import Service
+    from service.db.tables import RoutingRow, SequenceRow
+
+    ok(["import", str(home / "reviews.csv"), "--name", "reviews"])
+    ok(["train", "--dataset", "reviews", *TINY])
+    cut = json.loads(ok(["delete", "--subject", "subject-1", "--json"]))["cut"][0]
+    svc = Service.open()
+    with svc.db.write() as s:
+        seq = s.scalar(
+            select(SequenceRow).where(
+                SequenceRow.shard == cut["shard"], SequenceRow.position == cut["sequence"]
+            )
+        )
+        assert seq is not None
+        route = s.get(RoutingRow, (cut["model"], cut["shard"]))
+        assert route is not None
+        seq.valid_depth = route.depth = cut["from_depth"]
+        route.sequence_id = seq.id
+    result = runner.invoke(app, ["verify"])
+    assert result.exit_code == 1
+    assert "violation" in result.output
+
+
+def test_user_errors_are_one_line(home: Path) -> None:
+    for args in (
+        ["train", "--dataset", "missing", "--no-progress"],
+        ["import", str(home / "nope.csv")],
+        ["requests", "show", "no-such-id"],
+        ["delete"],
+        ["lineage", "rec-9999"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "error:" in result.output and "Traceback" not in result.output
