@@ -7,6 +7,7 @@ checkpoint files deleted, new jobs dispatched), so a crash leaves rows the recon
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,8 @@ from service.lineage.query import request_view
 from service.lineage.registry import ModelSpec, create_model
 from service.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def _nowhere(job_id: int, kind: str) -> None:
     """Dispatch target when no worker listens: jobs wait in the DB for one to start."""
@@ -36,7 +39,13 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, send: Send | None = None) -> Service:
+        """With a broker configured and no ``send`` given, jobs are sent to Celery."""
         settings = Settings.from_env() if settings is None else settings
+        if send is None and settings.broker_url is not None:
+            from workers.app import make_celery
+            from workers.tasks import celery_send
+
+            send = celery_send(make_celery(settings))
         return cls(
             settings=settings,
             db=Database.from_url(settings.database_url),
@@ -77,4 +86,10 @@ class Service:
         return view, accepted.replayed, accepted.not_found
 
     def dispatch(self) -> list[int]:
-        return dispatch_pending(self.db, self.send)
+        """Tell workers about new jobs. Runs after a commit: a broker outage is logged, not
+        raised (the request is already accepted; the reconciler sends the jobs later)."""
+        try:
+            return dispatch_pending(self.db, self.send)
+        except Exception:
+            log.exception("could not dispatch jobs now; the reconciler will retry")
+            return []

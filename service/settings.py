@@ -79,8 +79,17 @@ class Settings:
             return value
         path = self.home / "secret.key"
         if not path.exists():
+            # Written whole under a private name, then linked into place: a process racing
+            # us either wins the link or reads the winner's complete file.
             self.home.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            tmp = self.home / f".secret.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
         return bytes.fromhex(path.read_text().strip())

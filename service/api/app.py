@@ -37,11 +37,6 @@ def create_app(service: Service | None = None, *, run_worker: bool = True) -> Fa
             worker = LocalWorker(svc.db, svc.settings)
             svc.send = worker.send
             worker.start()
-        elif not svc.settings.embedded:
-            from workers.app import make_celery
-            from workers.tasks import celery_send
-
-            svc.send = celery_send(make_celery(svc.settings))
         if schema.at_head(svc.db.engine):
             svc.dispatch()
         else:

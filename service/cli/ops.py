@@ -204,6 +204,13 @@ def serve(
         typer.Option(help="on first start, import Rotten Tomatoes and train a small model"),
     ] = False,
     demo_records: Annotated[int, typer.Option(help="records the demo imports")] = 2000,
+    run_worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="with no broker: run jobs in this process (else leave them to `unlearn worker`)",
+        ),
+    ] = True,
     progress: Progress = True,
 ) -> None:
     """Run the REST API (and, with no broker configured, a local worker in the same process)."""
@@ -218,7 +225,7 @@ def serve(
         url = f"http://{host}:{port}"
         out.print(f"unlearn API on {url}  (docs: {url}/docs)")
         out.print(_curl_examples(svc, url))
-        uvicorn.run(create_app(svc), host=host, port=port, log_level="info")
+        uvicorn.run(create_app(svc, run_worker=run_worker), host=host, port=port, log_level="info")
 
 
 def _demo(svc: Service, n_records: int, progress: bool) -> None:

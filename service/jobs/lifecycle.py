@@ -33,6 +33,13 @@ def claim(db: Database, job_id: int, *, lease: dt.timedelta = LEASE) -> int | No
             return None
         if job.state == "running" and job.heartbeat_at and job.heartbeat_at > now - lease:
             return None
+        if job.attempts >= MAX_ATTEMPTS:
+            # Earlier attempts died without reporting (e.g. the worker was killed each time).
+            job.state, job.finished_at = "failed", now
+            job.error = job.error or f"gave up after {job.attempts} attempts without a result"
+            s.flush()
+            settle(s, [job.id])
+            return None
         job.state, job.started_at, job.heartbeat_at = "running", now, now
         job.attempts += 1
         job.error = None

@@ -106,8 +106,9 @@ def _publish(
     if missing:
         raise FileNotFoundError(f"checkpoint file(s) vanished before publishing: {missing}")
     with db.write() as s:
-        job = owned(s, job_id, attempt)
+        # Model row first, then the job row: the order a deletion takes them in.
         model = get_model(s, model_id, lock=True)
+        job = owned(s, job_id, attempt)
         followups = []
         shards = set()
         for seq_id, chain in published:
@@ -132,9 +133,13 @@ def _publish(
 def run_train(
     db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
 ) -> None:
+    with db.read() as s:
+        job_row = s.get(JobRow, job_id)
+        assert job_row is not None
+        model_id = job_row.model_id
     with db.write() as s:
-        job = owned(s, job_id, attempt)
-        model = get_model(s, job.model_id, lock=True)
+        model = get_model(s, model_id, lock=True)
+        owned(s, job_id, attempt)
         model.status = "training"
         model_id, n_shards = model.id, model.n_shards
         config = model_config(model)
@@ -189,8 +194,8 @@ def _train_shards(
             done=False,
         )
     with db.write() as s:
-        job = owned(s, job_id, attempt)
         model = get_model(s, model_id, lock=True)
+        job = owned(s, job_id, attempt)
         model.status = "ready"
         finish(s, job)
 

@@ -1,0 +1,93 @@
+# mypy: disable-error-code="import-untyped"
+"""The Celery app: ``celery -A workers.app worker -Q gpu`` (jobs) and ``... beat`` (reconciler).
+
+The lineage DB is the source of truth: a message only says "look at job N". Redelivered or
+duplicate messages are harmless because a worker must claim the job row (with a lease)
+before it trains, so the broker settings below favour at-least-once delivery.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from celery import Celery
+from celery.signals import worker_process_init
+from kombu.entity import Queue
+
+from service.settings import Settings
+
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "default"
+RUN_JOB = "unlearn.run_job"
+RECONCILE = "unlearn.reconcile"
+
+# Redis re-delivers a message that stays unacknowledged this long (acks are late: after the
+# task). It must exceed the longest job, or a second worker picks the job up while the first
+# still trains; that copy would only find the claim taken and skip, but wastes a GPU slot.
+VISIBILITY_TIMEOUT_S = 4 * 60 * 60
+# How often beat runs the reconciler: the delay before a lost message or a dead worker's job
+# is dispatched again (on top of the lease, see service.jobs.lifecycle.LEASE).
+RECONCILE_EVERY_S = 30.0
+
+
+def _queue(name: str) -> Queue:
+    # Each queue bound under its own name: two queues that share the default routing key
+    # would both receive every message published with it.
+    return Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
+
+
+def make_celery(settings: Settings) -> Celery:
+    if settings.broker_url is None:
+        raise ValueError("CELERY_BROKER_URL is not set: the embedded worker needs no Celery")
+    app = Celery(
+        "unlearn",
+        broker=settings.broker_url,
+        backend=settings.result_backend,
+        include=["workers.tasks"],
+    )
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=settings.result_backend is None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Keep training through a broker blip: the job row, not the message, says who owns it.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        task_queues=(_queue(GPU_QUEUE), _queue(DEFAULT_QUEUE)),
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes={RUN_JOB: {"queue": GPU_QUEUE}, RECONCILE: {"queue": DEFAULT_QUEUE}},
+        beat_schedule={
+            "reconcile-jobs": {
+                "task": RECONCILE,
+                "schedule": RECONCILE_EVERY_S,
+                # A reconcile nobody ran in time is superseded by the next one.
+                "options": {"queue": DEFAULT_QUEUE, "expires": RECONCILE_EVERY_S},
+            }
+        },
+    )
+    return app
+
+
+def configure_worker_process(**_: object) -> None:
+    from models.determinism import configure_determinism
+
+    configure_determinism()
+
+
+worker_process_init.connect(configure_worker_process, weak=False, dispatch_uid=__name__)
+
+
+@cache
+def _app_from_env() -> Celery:
+    return make_celery(Settings.from_env())
+
+
+def __getattr__(name: str) -> Celery:
+    """``app``, built on first use so that importing this module reads no environment."""
+    if name == "app":
+        return _app_from_env()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
