@@ -462,7 +462,7 @@ def verify(as_json: AsJson = False) -> None:
 
         svc = open_service()
         with svc.db.snapshot() as s:
-            report = run_verify(s, svc.store)
+            report = run_verify(s, svc.store, svc.settings.caches_dir)
     if as_json:
         _dump(report.__dict__ | {"ok": report.ok})
     else:

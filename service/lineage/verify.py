@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from models.checkpoints import CheckpointError, LocalCheckpointStore
 from models.data import records_digest
 from service.db.tables import (
     CheckpointRow,
+    JobRow,
     ModelRow,
     PlacementRow,
     RecordRow,
@@ -41,11 +43,15 @@ class Report:
         return not self.violations
 
 
-def verify(s: Session, store: LocalCheckpointStore) -> Report:
+def verify(s: Session, store: LocalCheckpointStore, caches: Path | None = None) -> Report:
+    """``caches``: the activation-cache root; erased rows may remain there only while a job
+    of their shard (which removes them first) is still pending."""
     report = Report()
     for model in s.scalars(select(ModelRow).order_by(ModelRow.id)):
         report.checked_models += 1
         _verify_model(s, store, model, report)
+        if caches is not None:
+            _verify_caches(s, caches, model, report)
     erased_with_payload = s.scalars(
         select(RecordRow.record_id).where(
             RecordRow.state == "erased", RecordRow.payload.is_not(None)
@@ -57,6 +63,35 @@ def verify(s: Session, store: LocalCheckpointStore) -> Report:
         if store.exists(sha):
             report.violations.append(f"retired checkpoint {sha[:12]} still has its file")
     return report
+
+
+def _verify_caches(s: Session, caches: Path, model: ModelRow, report: Report) -> None:
+    from models.cache import ActivationCache
+
+    pending = set(
+        s.scalars(
+            select(SequenceRow.shard)
+            .join(JobRow, JobRow.sequence_id == SequenceRow.id)
+            .where(JobRow.model_id == model.id, JobRow.state.in_(("queued", "running")))
+        )
+    )
+    erased: dict[int, set[str]] = defaultdict(set)
+    for shard, rid in s.execute(
+        select(PlacementRow.shard, RecordRow.record_id)
+        .join(RecordRow, RecordRow.id == PlacementRow.record_pk)
+        .where(PlacementRow.model_id == model.id, PlacementRow.erased_version.is_not(None))
+    ):
+        erased[shard].add(rid)
+    for shard in range(model.n_shards):
+        root = caches / f"model{model.id}" / f"shard{shard}"
+        if shard in pending or not (root / "index.json").exists():
+            continue
+        left = sorted(rid for rid in erased[shard] if rid in ActivationCache(root))
+        if left:
+            report.violations.append(
+                f"model {model.id} shard {shard}: activation cache still holds {len(left)} "
+                f"erased record(s), e.g. {left[0]}"
+            )
 
 
 def _verify_model(s: Session, store: LocalCheckpointStore, model: ModelRow, report: Report) -> None:

@@ -79,8 +79,8 @@ def test_delete_subject_cuts_at_once_and_retrains_to_from_scratch_bytes(service:
 
     # Immediately: no served checkpoint was trained on the subject's records.
     with service.db.read() as s:
-        report = verify(s, service.store)
-        assert report.ok, report.violations
+        report = verify(s, service.store, service.settings.caches_dir)
+        assert report.ok, report.violations  # cache rows may wait for the pending retrain
         erased = s.scalars(select(RecordRow).where(RecordRow.state == "erased")).all()
         assert {r.record_id for r in erased} == {"rec-0003", "rec-0004", "rec-0005"}
         assert all(r.payload is None for r in erased)
@@ -96,7 +96,7 @@ def test_delete_subject_cuts_at_once_and_retrains_to_from_scratch_bytes(service:
 
     LocalWorker(service.db, service.settings).drain()
     with service.db.read() as s:
-        report = verify(s, service.store)
+        report = verify(s, service.store, service.settings.caches_dir)
         assert report.ok, report.violations
     final, _, _ = service.delete(DeletionInput(subject_id="subject-1"), "key-1")
     assert final["state"] == "completed"
@@ -184,3 +184,17 @@ def test_concurrent_duplicates_create_one_request(pg_service: Service) -> None:
     assert len(ids) == 1, answers
     with pg_service.db.read() as s:
         assert len(s.scalars(select(DeletionRequestRow)).all()) == 1
+
+
+def test_verify_catches_erased_rows_left_in_a_cache(service: Service) -> None:
+    from sqlalchemy import update
+
+    from service.db.tables import JobRow
+
+    trained(service)
+    service.delete(DeletionInput(subject_id="subject-3"))
+    with service.db.write() as s:  # pretend the retrain ran without cleaning the cache
+        s.execute(update(JobRow).where(JobRow.state == "queued").values(state="done"))
+    with service.db.read() as s:
+        report = verify(s, service.store, service.settings.caches_dir)
+    assert any("activation cache still holds" in v for v in report.violations)
