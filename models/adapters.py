@@ -46,6 +46,14 @@ class AdaptedEncoder:
         self.set_trainable_groups(())
 
     @property
+    def device(self) -> torch.device:
+        return self.backbone.device
+
+    def to(self, device: torch.device) -> AdaptedEncoder:
+        self.backbone.to(device)
+        return self
+
+    @property
     def n_groups(self) -> int:
         return self.layout.n_groups
 
@@ -79,7 +87,8 @@ class AdaptedEncoder:
         return params
 
     def group_state(self, group: int) -> GroupState:
-        return {k: v.detach().clone() for k, v in self.group_parameters(group).items()}
+        """A CPU copy (what checkpoints store, whatever device trains)."""
+        return {k: v.detach().cpu().clone() for k, v in self.group_parameters(group).items()}
 
     def load_group_state(self, group: int, state: GroupState) -> None:
         params = self.group_parameters(group)
@@ -94,8 +103,11 @@ class AdaptedEncoder:
         with torch.no_grad():
             for key, param in sorted(self.group_parameters(group).items()):
                 if key.endswith("lora_A"):
+                    # Drawn on the CPU from the CPU generator, then copied: the same initial
+                    # weights on every device.
                     bound = 1.0 / math.sqrt(param.shape[1])
-                    param.uniform_(-bound, bound, generator=generator)
+                    values = torch.empty(param.shape, dtype=param.dtype)
+                    param.copy_(values.uniform_(-bound, bound, generator=generator))
                 else:
                     param.zero_()
 

@@ -28,6 +28,9 @@ class BackboneInput:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
+    def to(self, device: torch.device) -> BackboneInput:
+        return BackboneInput(self.input_ids.to(device), self.attention_mask.to(device))
+
 
 class Backbone:
     """A BERT-style encoder split into embeddings and a list of layers."""
@@ -39,8 +42,15 @@ class Backbone:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.weights_sha256 = weights_sha256
+        self.device = torch.device("cpu")
         for p in self.model.parameters():
             p.requires_grad_(False)
+
+    def to(self, device: torch.device) -> None:
+        """Move the weights (and any adapters injected into them); inputs follow in
+        :meth:`prepare`."""
+        self.model.to(device)
+        self.device = device
 
     @property
     def config(self) -> object:
@@ -65,7 +75,7 @@ class Backbone:
         enc = self.tokenizer(  # type: ignore[operator]
             list(items), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
-        return BackboneInput(enc["input_ids"], enc["attention_mask"])
+        return BackboneInput(enc["input_ids"], enc["attention_mask"]).to(self.device)
 
     def embed(self, inputs: BackboneInput) -> torch.Tensor:
         token_type_ids = torch.zeros_like(inputs.input_ids)

@@ -95,7 +95,7 @@ class ActivationCache:
                         stop = layout.boundary(g)
                         hidden = backbone.run_layers(hidden, None, layer, stop)
                         layer = stop
-                        row = hidden[0].to(torch.float32).contiguous().numpy()
+                        row = hidden[0].to(torch.float32).contiguous().cpu().numpy()
                         files[g].write(row.tobytes())
                     n = int(inputs.input_ids.shape[1])
                     records.append((rid, offset, n))

@@ -78,6 +78,7 @@ class EnsemblePredictor:
         self.encoder = encoder
         self.max_length = max_length
         self.head = ClassificationHead(encoder.backbone.hidden_size, n_classes).eval()
+        self.head.to(encoder.device)
 
     @classmethod
     def from_chains(
@@ -118,7 +119,9 @@ class EnsemblePredictor:
     def _naive_batch(self, texts: Sequence[object]) -> torch.Tensor:
         backbone = self.encoder.backbone
         inputs = backbone.prepare(texts, self.max_length)
-        total = torch.zeros(len(texts), self.head.linear.out_features)
+        total = torch.zeros(
+            len(texts), self.head.linear.out_features, device=inputs.input_ids.device
+        )
         for member in self.members:
             self._activate(member)
             hidden = backbone.run_layers(
@@ -126,7 +129,7 @@ class EnsemblePredictor:
             )
             logits = self.head(hidden, inputs.attention_mask)
             total += logits
-        return total / len(self.members)
+        return (total / len(self.members)).cpu()
 
     def _shared_batch(self, texts: Sequence[object]) -> torch.Tensor:
         backbone = self.encoder.backbone
@@ -140,7 +143,9 @@ class EnsemblePredictor:
             stop = layout.boundary(depth)
             hidden = backbone.run_layers(hidden, mask, layer, stop)
             plain[depth], layer = hidden, stop
-        total = torch.zeros(len(texts), self.head.linear.out_features)
+        total = torch.zeros(
+            len(texts), self.head.linear.out_features, device=inputs.input_ids.device
+        )
         for member in self.members:
             self._activate(member)
             top = self.encoder.forward_from(
@@ -148,4 +153,4 @@ class EnsemblePredictor:
             )
             logits = self.head(top, mask)
             total += logits
-        return total / len(self.members)
+        return (total / len(self.members)).cpu()

@@ -27,11 +27,12 @@ class ClassificationHead(nn.Module):
         """Seeded init (same bounds as ``nn.Linear``'s default)."""
         bound = 1.0 / self.linear.in_features**0.5
         with torch.no_grad():
-            self.linear.weight.uniform_(-bound, bound, generator=generator)
-            self.linear.bias.uniform_(-bound, bound, generator=generator)
+            for param in (self.linear.weight, self.linear.bias):
+                values = torch.empty(param.shape, dtype=param.dtype)  # CPU draw: any device
+                param.copy_(values.uniform_(-bound, bound, generator=generator))
 
     def state(self) -> HeadState:
-        return {f"head.{k}": v.detach().clone() for k, v in self.linear.state_dict().items()}
+        return {f"head.{k}": v.detach().cpu().clone() for k, v in self.linear.state_dict().items()}
 
     def load(self, state: HeadState) -> None:
         inner = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}

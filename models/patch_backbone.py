@@ -63,7 +63,11 @@ class PatchBackbone(Backbone):
         p = self.patch
         patches = images.unfold(1, p, p).unfold(2, p, p).reshape(len(rows), -1, p * p)
         mask = torch.ones(patches.shape[:2], dtype=torch.long)
-        return BackboneInput(patches, mask)
+        return BackboneInput(patches, mask).to(self.device)
+
+    def to(self, device: torch.device) -> None:
+        super().to(device)
+        self.projection.to(device)
 
     def embed(self, inputs: BackboneInput) -> torch.Tensor:
         out: torch.Tensor = self.model.embeddings(inputs_embeds=self.projection(inputs.input_ids))

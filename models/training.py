@@ -58,6 +58,8 @@ def fit(
     ordered = sorted(examples, key=lambda e: e.record_id)
     ids = [e.record_id for e in ordered]
     labels = torch.tensor([e.label for e in ordered], dtype=torch.long)
+    device = encoder.device
+    head.to(device)
     encoder.set_trainable_groups(trainable_groups)
     head.train()
     params = [p for g in trainable_groups for p in encoder.group_parameters(g).values()]
@@ -72,8 +74,9 @@ def fit(
         total, count = 0.0, 0
         for idx in epoch_batches(lengths, config.batch_size, generator):
             hidden, mask = source.batch(input_group, [ids[j] for j in idx])
+            hidden, mask = hidden.to(device), mask.to(device)
             out = encoder.forward_from(hidden, mask, start)
-            loss = F.cross_entropy(head(out, mask), labels[idx])
+            loss = F.cross_entropy(head(out, mask), labels[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -16,6 +16,7 @@ from models.adapters import AdaptedEncoder
 from models.backbones import load_backbone
 from models.cache import ActivationCache
 from models.config import TrainConfig
+from models.device import resolve_device
 from models.progress import NULL_PROGRESS, Progress
 from models.s3t import ShardData
 from models.training import Example
@@ -66,12 +67,14 @@ def read_shard(s: Session, model_id: int, shard: int, n_slices: int) -> ShardSna
 
 
 def make_encoder(config: TrainConfig) -> AdaptedEncoder:
-    return AdaptedEncoder(
+    """The model's encoder on the worker's device (``UNLEARN_DEVICE``, default CUDA if any)."""
+    encoder = AdaptedEncoder(
         load_backbone(config.backbone),
         n_groups=config.n_slices,
         rank=config.rank,
         alpha=config.alpha,
     )
+    return encoder.to(resolve_device())
 
 
 def cache_dir(settings: Settings, model_id: int, shard: int) -> Path:
