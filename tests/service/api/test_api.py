@@ -196,3 +196,30 @@ def test_openapi_document_is_committed(client: TestClient) -> None:
     assert client.get("/openapi.json").json() == committed, (
         "docs/openapi.json is stale: run `unlearn openapi > docs/openapi.json`"
     )
+
+
+@pytest.mark.postgres
+def test_concurrent_duplicate_posts_create_one_request(pg_service: Service) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import func, select
+
+    from service.db.tables import DeletionRequestRow
+
+    with TestClient(create_app(pg_service, run_worker=False)) as client:
+        ready_model(client, pg_service)
+
+        def post(_: int) -> tuple[int, str | None]:
+            r = client.post(
+                "/v1/deletions",
+                json={"subject_id": "subject-4", "reason": "duplicate storm"},
+                headers={"Idempotency-Key": "storm-1"},
+            )
+            return r.status_code, r.json().get("id")
+
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(post, range(24)))
+    assert {code for code, _ in answers} <= {202, 409}
+    assert len({rid for code, rid in answers if code == 202}) == 1
+    with pg_service.db.read() as s:
+        assert s.scalar(select(func.count()).select_from(DeletionRequestRow)) == 1
