@@ -344,3 +344,60 @@ def publish_blocked(service: Service) -> bool:
             )
         )
         return bool(waiting)
+
+
+def test_http_flow_with_a_celery_worker(
+    service: Service, workers: Workers, settings: Settings
+) -> None:
+    """import, train, predict, delete over HTTP; the immediate prediction is depth-reduced."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import create_engine
+
+    from service.api.app import create_app
+    from tests.service.api.conftest import jsonl
+    from tests.service.api.test_api import MODEL
+
+    proc = workers.start()
+    with TestClient(create_app(service)) as client:
+        files = {"file": ("s.jsonl", jsonl(synthetic_dataset()), "application/x-ndjson")}
+        assert client.post("/v1/datasets", data={"name": "synthetic"}, files=files).is_success
+        model_id = client.post("/v1/models", json=MODEL).json()["id"]
+        wait_until("the model to train", model_ready(service, model_id), service, workers, proc)
+        texts = {"inputs": ["the cast was warm", "the ending was bland"]}
+        before = client.post(f"/v1/models/{model_id}/predict", json=texts).json()
+        assert [r["depth"] for r in before["routes"]] == [3, 3]
+
+        blocker = create_engine(settings.database_url)
+        with blocker.connect() as conn:
+            r = client.post("/v1/deletions", json={"subject_id": "subject-2"})
+            assert r.status_code == 202 and r.json()["state"] == "effective"
+            # Hold the model row so the worker cannot publish yet; predictions do not lock.
+            conn.execute(text(f"SELECT id FROM models WHERE id = {model_id} FOR UPDATE"))
+            now = client.post(f"/v1/models/{model_id}/predict", json=texts).json()
+            cut = {c["shard"] for c in r.json()["cut"]}
+            assert now["routing_version"] > before["routing_version"]
+            assert all(rt["depth"] < 3 for rt in now["routes"] if rt["shard"] in cut)
+            with service.db.read() as s:
+                assert verify(s, service.store).ok
+            conn.rollback()
+        blocker.dispose()
+        wait_until(
+            "the deletion to complete",
+            lambda: request_state(service, r.json()["id"]) == "completed",
+            service,
+            workers,
+            proc,
+        )
+        after = client.post(f"/v1/models/{model_id}/predict", json=texts).json()
+        assert [rt["depth"] for rt in after["routes"]] == [3, 3]
+    with service.db.read() as s:
+        retrains = s.scalars(select(JobRow).where(JobRow.kind == "retrain")).all()
+        seqs = {q.id: q for q in s.scalars(select(SequenceRow))}
+        chains = {
+            j.sequence_id: [c.sha256 for c in sequence_chain(s, seqs[j.sequence_id], 3)]
+            for j in retrains
+            if j.sequence_id is not None
+        }
+    assert chains
+    for seq_id, chain in chains.items():
+        assert list(from_scratch(service, model_id, seq_id)) == chain
