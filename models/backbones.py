@@ -190,6 +190,18 @@ register_backbone("all-minilm-l6-v2", _load_minilm)
 register_backbone("patch-transformer-28", _load_patch, reads="features")
 
 
+def fit_problem(backbone: str, n_classes: int, kind: str, n_labels: int) -> str | None:
+    """Why a model with this backbone and class count cannot train on a dataset of ``kind``
+    with ``n_labels`` labels, or ``None`` if it can."""
+    if backbone_reads(backbone) != kind:
+        return (
+            f"backbone {backbone!r} does not read {kind} datasets; use {default_backbone(kind)!r}"
+        )
+    if n_labels > n_classes:
+        return f"dataset has {n_labels} labels but n_classes is {n_classes}"
+    return None
+
+
 def default_backbone(kind: str) -> str:
     """The backbone used for a dataset of ``kind`` ("text" or "features")."""
     return "all-minilm-l6-v2" if kind == "text" else "patch-transformer-28"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from models.adapters import AdaptedEncoder
-from models.backbones import backbone_reads, default_backbone, load_backbone
+from models.backbones import fit_problem, load_backbone
 from models.cache import ActivationCache
 from models.checkpoints import LocalCheckpointStore
 from models.config import TrainConfig
@@ -113,15 +113,9 @@ def train_run(
     """Train every shard's sequences; writes and returns the run manifest."""
     config = spec.config
     train, test = split_dataset(spec)
-    if backbone_reads(config.backbone) != train.kind:
-        raise RunError(
-            f"backbone {config.backbone!r} does not read {train.kind} datasets such as "
-            f"{train.name}; use {default_backbone(train.kind)!r}"
-        )
-    if len(train.label_names) > config.n_classes:
-        raise RunError(
-            f"dataset has {len(train.label_names)} labels but n_classes is {config.n_classes}"
-        )
+    problem = fit_problem(config.backbone, config.n_classes, train.kind, len(train.label_names))
+    if problem is not None:
+        raise RunError(f"{train.name}: {problem}")
     placement = Placement(secret, spec.n_shards, config.n_slices)
     shards = place_shards(train, placement)
     report = balance(

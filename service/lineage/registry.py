@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from models.backbones import backbone_reads, default_backbone
+from models.backbones import fit_problem
 from models.config import TrainConfig
 from service.db.tables import (
     JobRow,
@@ -54,15 +54,9 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
     """Place the dataset's active records and register the model with a queued ``train`` job."""
     dataset = get_dataset(session, dataset_name)
     config = spec.config
-    if backbone_reads(config.backbone) != dataset.kind:
-        raise Unprocessable(
-            f"backbone {config.backbone!r} does not read {dataset.kind} datasets; "
-            f"use {default_backbone(dataset.kind)!r}"
-        )
-    if len(dataset.label_names) > config.n_classes:
-        raise Unprocessable(
-            f"dataset has {len(dataset.label_names)} labels but n_classes is {config.n_classes}"
-        )
+    problem = fit_problem(config.backbone, config.n_classes, dataset.kind, len(dataset.label_names))
+    if problem is not None:
+        raise Unprocessable(f"{dataset_name}: {problem}")
     records = session.execute(
         select(RecordRow.id, RecordRow.record_id, RecordRow.subject_key).where(
             RecordRow.dataset_id == dataset.id, RecordRow.state == "active"
