@@ -223,8 +223,9 @@ def serve(
         if demo:
             _demo(svc, demo_records, progress)
         url = f"http://{host}:{port}"
-        out.print(f"unlearn API on {url}  (docs: {url}/docs)")
-        out.print(_curl_examples(svc, url))
+        # Plain print: rich would wrap the long curl lines and break copy-paste.
+        print(f"unlearn API on {url}  (docs: {url}/docs)")
+        print(_curl_examples(svc, url), flush=True)
         uvicorn.run(create_app(svc, run_worker=run_worker), host=host, port=port, log_level="info")
 
 
