@@ -485,7 +485,30 @@ def openapi() -> None:
     print(json.dumps(create_app(Service.open(), run_worker=False).openapi(), indent=1))
 
 
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: AsJson = False) -> None:
+    """Recompute the whole event chain; exit 1 naming the first broken event."""
+    with user_errors():
+        from service.audit.log import load_chain, verify_chain
+
+        svc = open_service()
+        with svc.db.snapshot() as s:
+            report = verify_chain(load_chain(s))
+    if as_json:
+        _dump(report.__dict__ | {"ok": report.ok})
+    elif report.ok:
+        out.print(f"audit chain OK: {report.n_events} events, head {report.head[:16]}")
+    else:
+        out.print(f"[red]audit chain broken:[/] {report.problem}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_VIOLATION)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
     app.add_typer(db_app, name="db")
     app.command("import")(import_cmd)
     app.command()(train)

@@ -212,3 +212,20 @@ class DeletionJobRow(Base):
 
     request_id: Mapped[int] = mapped_column(ForeignKey("deletion_requests.id"), primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True, index=True)
+
+
+class AuditEventRow(Base):
+    """One link of the audit chain (append-only: the database rejects UPDATE and DELETE).
+
+    ``id`` is the physical insertion order; ``seq`` the position the hash covers, so a
+    reordering shows up as a mismatch between the two."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    at: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(SHA)
+    hash: Mapped[str] = mapped_column(SHA, unique=True)

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.engine import Database
 from service.db.tables import DeletionEventRow, DeletionJobRow, DeletionRequestRow, JobRow
@@ -43,6 +44,9 @@ def claim(db: Database, job_id: int, *, lease: dt.timedelta = LEASE) -> int | No
         job.state, job.started_at, job.heartbeat_at = "running", now, now
         job.attempts += 1
         job.error = None
+        audit.append(
+            s, "job.started", {"job": job.id, "kind": job.kind, "attempt": job.attempts}, at=now
+        )
         _mark_requests(s, [job.id], "retraining", now)
         return job.attempts
 
@@ -67,6 +71,7 @@ def finish(s: Session, job: JobRow) -> None:
     job.state, job.finished_at = "done", utcnow()
     job.progress_done = job.progress_total
     s.flush()
+    audit.append(s, "job.finished", {"job": job.id, "kind": job.kind, "attempt": job.attempts})
     settle(s, [job.id])
 
 
@@ -78,6 +83,16 @@ def fail(db: Database, job_id: int, attempt: int, error: str) -> str:
         except LostJob:
             return "lost"
         job.error = error[-4000:]
+        audit.append(
+            s,
+            "job.failed",
+            {
+                "job": job.id,
+                "kind": job.kind,
+                "attempt": attempt,
+                "final": job.attempts >= MAX_ATTEMPTS,
+            },
+        )
         if job.attempts >= MAX_ATTEMPTS:
             job.state, job.finished_at = "failed", utcnow()
             s.flush()
@@ -125,3 +140,4 @@ def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime)
 def _transition(s: Session, req: DeletionRequestRow, state: str, now: dt.datetime) -> None:
     req.state = state
     s.add(DeletionEventRow(request_id=req.id, state=state, at=now))
+    audit.append(s, f"request.{state}", {"request": req.public_id}, at=now)

@@ -20,6 +20,7 @@ from models.checkpoints import (
 from models.config import TrainConfig
 from models.progress import NULL_PROGRESS, Progress
 from models.s3t import S3TTrainer, retrain_sequence, train_shard
+from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow, SequenceStepRow
 from service.jobs.lifecycle import finish, owned
@@ -122,6 +123,16 @@ def _publish(
                 followups.append((seq, depth))
         refresh_routing(s, model, shards)
         model.routing_version += 1
+        audit.append(
+            s,
+            "routing.published",
+            {
+                "model": model.id,
+                "routing_version": model.routing_version,
+                "job": job.id,
+                "checkpoints": sorted({sha for _, chain in published for sha, _ in chain}),
+            },
+        )
         if done:
             if job.kind == "train":
                 model.status = "ready"
@@ -197,6 +208,11 @@ def _train_shards(
         model = get_model(s, model_id, lock=True)
         job = owned(s, job_id, attempt)
         model.status = "ready"
+        audit.append(
+            s,
+            "model.trained",
+            {"model": model_id, "routing_version": model.routing_version, "job": job_id},
+        )
         finish(s, job)
 
 

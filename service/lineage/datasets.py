@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from models.config import canonical_json
 from models.data import Dataset, Record
+from service.audit import log as audit
 from service.db.tables import DatasetRow, RecordRow
 from service.lineage.errors import Conflict, NotFound
 from sharding import subject_key
@@ -52,6 +53,11 @@ def store_dataset(session: Session, dataset: Dataset, name: str, secret: bytes) 
         )
     for start in range(0, len(values), 5000):
         session.execute(insert(RecordRow), values[start : start + 5000])
+    audit.append(
+        session,
+        "dataset.imported",
+        {"dataset": name, "kind": row.kind, "n_records": len(values)},
+    )
     return row
 
 

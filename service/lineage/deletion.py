@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from models.config import canonical_json
 from models.data import records_digest
+from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import (
     CheckpointRow,
@@ -187,7 +188,28 @@ def accept_deletion(
     session.add(request)
     session.flush()
     session.add(DeletionEventRow(request_id=request.id, state="received", at=now))
+    audit.append(
+        session,
+        "request.received",
+        {
+            "request": request.public_id,
+            "subject_key": request.subject_key,
+            "dataset": req.dataset,
+            "n_record_ids": None if req.record_ids is None else len(req.record_ids),
+        },
+        at=now,
+    )
     active = [r for r in rows if r.state == "active"]
+    audit.append(
+        session,
+        "records.erased",
+        {
+            "request": request.public_id,
+            "n_records": len(active),
+            "content_sha256": sorted(r.content_sha256 for r in active),
+        },
+        at=now,
+    )
     for r in active:
         r.state, r.payload, r.erased_at, r.erased_by = "erased", None, now, request.id
     request.n_records = len(active)
@@ -201,9 +223,21 @@ def accept_deletion(
     elif not jobs:
         request.outcome = "no_model_affected"
     session.add(DeletionEventRow(request_id=request.id, state="effective", at=now))
+    audit.append(
+        session,
+        "request.effective",
+        {"request": request.public_id, "cut": cuts, "retired": sorted(retired)},
+        at=now,
+    )
     if not jobs:
         request.completed_at = now
         session.add(DeletionEventRow(request_id=request.id, state="completed", at=now))
+        audit.append(
+            session,
+            "request.completed",
+            {"request": request.public_id, "outcome": request.outcome},
+            at=now,
+        )
     session.flush()
     return Accepted(
         request,
@@ -276,6 +310,11 @@ def _cut_models(
                     }
                 )
         refresh_routing(session, model, deleted)
+        audit.append(
+            session,
+            "routing.published",
+            {"model": model_id, "routing_version": version, "cause": request.public_id},
+        )
         if model.status in ("pending", "training"):
             train = session.scalar(select(JobRow).where(JobRow.key == f"train:{model_id}"))
             if train is not None and train.state in ("queued", "running"):

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from models.backbones import fit_problem
 from models.config import TrainConfig
+from service.audit import log as audit
 from service.db.tables import (
     JobRow,
     ModelRow,
@@ -124,6 +125,20 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
         session.add(RoutingRow(model_id=model.id, shard=shard, sequence_id=None, depth=0))
     session.add(JobRow(kind="train", key=f"train:{model.id}", model_id=model.id))
     session.flush()
+    audit.append(
+        session,
+        "model.registered",
+        {
+            "model": model.id,
+            "dataset": dataset_name,
+            "config_hash": model.config_hash,
+            "n_shards": spec.n_shards,
+            "n_slices": config.n_slices,
+            "budget": spec.budget,
+            "selection": spec.selection,
+            "n_records": len(cells),
+        },
+    )
     return model
 
 

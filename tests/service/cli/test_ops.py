@@ -36,7 +36,9 @@ def ok(args: list[str]) -> str:
 
 
 def test_operator_workflow(home: Path) -> None:
-    assert "schema at 0001" in ok(["db", "upgrade"])
+    from service.db.schema import head_revision
+
+    assert f"schema at {head_revision()}" in ok(["db", "upgrade"])
     assert "imported 72 records" in ok(["import", str(home / "reviews.csv"), "--name", "reviews"])
     ok(["train", "--dataset", "reviews", *TINY])
     status = json.loads(ok(["status", "--json"]))
@@ -57,6 +59,17 @@ def test_operator_workflow(home: Path) -> None:
     assert not any(c["served"] for c in lineage[0]["models"][0]["checkpoints"])
     assert "OK" in ok(["verify"])
     assert "nothing to erase" in ok(["delete", "--subject", "nobody"])
+    assert "audit chain OK" in ok(["audit", "verify"])
+
+    from sqlalchemy import text
+
+    from service.core import Service
+
+    with Service.open().db.write() as s:  # tampering by someone with the DB owner's rights
+        s.execute(text("DROP TRIGGER audit_events_no_update"))
+        s.execute(text("UPDATE audit_events SET kind = 'dataset.renamed' WHERE seq = 1"))
+    result = runner.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1 and "event 1" in result.output
 
 
 def test_verify_fails_when_a_cut_checkpoint_is_served_again(home: Path) -> None:

@@ -1,0 +1,99 @@
+"""The audit chain: appended in the service's transactions, append-only in the database,
+and every kind of tampering named by the verifier."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from service.audit.jcs import canonical
+from service.audit.log import load_chain, verify_chain
+from service.core import Service
+from service.jobs.runner import LocalWorker
+from service.lineage.deletion import DeletionInput
+from tests.service.conftest import SMALL, synthetic_dataset
+
+
+def flow(service: Service) -> None:
+    service.import_dataset("synthetic", synthetic_dataset())
+    service.create_model("synthetic", SMALL)
+    LocalWorker(service.db, service.settings).drain()
+    service.delete(DeletionInput(subject_id="subject-1"))
+    LocalWorker(service.db, service.settings).drain()
+
+
+def test_jcs_sorts_keys_by_utf16_and_refuses_floats() -> None:
+    assert canonical({"b": 1, "a": [True, None, "é"]}) == '{"a":[true,null,"é"],"b":1}'.encode()
+    # By code point U+E000 < U+1F600, but JCS compares UTF-16 units: 0xD83D (the emoji's
+    # high surrogate) < 0xE000, so the emoji comes first.
+    assert canonical({"\ue000": 2, "\U0001f600": 1}).startswith('{"\U0001f600"'.encode())
+    with pytest.raises(TypeError):
+        canonical({"x": 0.5})
+
+
+def test_flow_writes_a_valid_chain_without_raw_subject_ids(service: Service) -> None:
+    flow(service)
+    with service.db.read() as s:
+        chain = load_chain(s)
+    kinds = [kind for _, _, kind, _, _, _ in chain]
+    for kind in (
+        "dataset.imported",
+        "model.registered",
+        "model.trained",
+        "request.received",
+        "records.erased",
+        "request.effective",
+        "routing.published",
+        "job.started",
+        "job.finished",
+        "request.completed",
+    ):
+        assert kind in kinds
+    assert verify_chain(chain).ok
+    with service.db.read() as s:
+        dump = " ".join(
+            str(r) for r in s.execute(text("SELECT kind, data FROM audit_events")).all()
+        )
+    texts = [r.text for r in synthetic_dataset().records if r.subject_id == "subject-1"]
+    assert "subject-1" not in dump
+    assert not any(t and t in dump for t in texts)
+
+
+def test_the_database_refuses_updates_and_deletes(service: Service) -> None:
+    flow(service)
+    for statement in ("UPDATE audit_events SET kind = 'x'", "DELETE FROM audit_events"):
+        with pytest.raises((IntegrityError, DBAPIError)), service.db.write() as s:
+            s.execute(text(statement))
+    with service.db.read() as s:
+        assert verify_chain(load_chain(s)).ok
+
+
+@pytest.mark.parametrize("service", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("attack", ["edit", "delete", "reorder", "insert"])
+def test_tampering_is_named(service: Service, attack: str) -> None:
+    flow(service)
+    with service.db.write() as s:  # an attacker with the database owner's rights
+        s.execute(text("DROP TRIGGER audit_events_no_update"))
+        s.execute(text("DROP TRIGGER audit_events_no_delete"))
+        if attack == "edit":
+            s.execute(text('UPDATE audit_events SET data = \'{"dataset":"x"}\' WHERE seq = 3'))
+        elif attack == "delete":
+            s.execute(text("DELETE FROM audit_events WHERE seq = 3"))
+        elif attack == "reorder":
+            s.execute(text("UPDATE audit_events SET seq = 999999 WHERE seq = 3"))
+            s.execute(text("UPDATE audit_events SET seq = 3 WHERE seq = 4"))
+            s.execute(text("UPDATE audit_events SET seq = 4 WHERE seq = 999999"))
+        else:
+            s.execute(
+                text(
+                    "INSERT INTO audit_events (id, seq, at, kind, data, prev_hash, hash) "
+                    "SELECT 100000, 100000, at, kind, data, prev_hash, 'f' || substr(hash, 2) "
+                    "FROM audit_events WHERE seq = 2"
+                )
+            )
+    with service.db.read() as s:
+        report = verify_chain(load_chain(s))
+    assert not report.ok
+    assert report.broken_at == (3 if attack != "insert" else report.n_events)
+    assert report.problem
