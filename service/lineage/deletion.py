@@ -28,7 +28,6 @@ from sqlalchemy import and_, func, select, text
 from sqlalchemy.orm import Session
 
 from models.config import canonical_json
-from models.data import records_digest
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import (
@@ -297,7 +296,7 @@ def _cut_models(
                 if not trained:
                     continue  # the train job has not published this shard yet
                 before, seq.valid_depth = seq.valid_depth, min(seq.valid_depth, hit[0])
-                job = _retrain_job(session, model, seq.id, seq.valid_depth + 1, shard, request)
+                job = _retrain_job(session, model, seq.id, seq.valid_depth + 1, request)
                 jobs.add(job)
                 cuts.append(
                     {
@@ -339,20 +338,6 @@ def _retire(session: Session, model_id: int, shard: int, slices: set[int]) -> li
     return shas
 
 
-def erased_set_digest(session: Session, model_id: int, shard: int) -> str:
-    """Digest of the ids of every erased record of a shard: part of a retrain job's key."""
-    ids = session.scalars(
-        select(RecordRow.record_id)
-        .join(PlacementRow, PlacementRow.record_pk == RecordRow.id)
-        .where(
-            PlacementRow.model_id == model_id,
-            PlacementRow.shard == shard,
-            PlacementRow.erased_version.is_not(None),
-        )
-    )
-    return records_digest(ids)
-
-
 def _link(session: Session, request_id: int, job_id: int) -> None:
     if session.get(DeletionJobRow, (request_id, job_id)) is None:
         session.add(DeletionJobRow(request_id=request_id, job_id=job_id))
@@ -363,13 +348,14 @@ def _retrain_job(
     model: ModelRow,
     sequence_id: int,
     from_step: int,
-    shard: int,
     request: DeletionRequestRow | None,
 ) -> int:
     """The idempotent retrain job for (sequence, cut step, erased set); older pending jobs
-    of the sequence are superseded and their requests carried over."""
-    digest = erased_set_digest(session, model.id, shard)
-    key = hashlib.sha256(f"retrain:{sequence_id}:{from_step}:{digest}".encode()).hexdigest()
+    of the sequence are superseded and their requests carried over.
+
+    Every erasure in a model bumps its routing version, so the version names the model's
+    erased-record set: the key costs O(1) however many records were erased before."""
+    key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}"
     job = session.scalar(select(JobRow).where(JobRow.key == key))
     if job is None:
         job = JobRow(
@@ -407,7 +393,7 @@ def ensure_retrain(
 ) -> int:
     """A retrain job for a sequence found unclean at publish time, linked to the requests
     that erased its records (used when deletions arrive while a job trains)."""
-    job_id = _retrain_job(session, model, sequence_id, from_step, shard, None)
+    job_id = _retrain_job(session, model, sequence_id, from_step, None)
     requesters = session.scalars(
         select(RecordRow.erased_by)
         .join(PlacementRow, PlacementRow.record_pk == RecordRow.id)
