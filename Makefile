@@ -39,6 +39,7 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.service
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .hypothesis

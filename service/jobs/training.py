@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from models.adapters import AdaptedEncoder
 from models.checkpoints import (
@@ -22,12 +21,12 @@ from models.progress import NULL_PROGRESS, Progress
 from models.s3t import S3TTrainer, retrain_sequence, train_shard
 from service.audit import log as audit
 from service.db.engine import Database
-from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow, SequenceStepRow
+from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow
 from service.jobs.lifecycle import finish, owned
 from service.jobs.progress import JobProgress
 from service.jobs.shards import cache_dir, make_encoder, read_shard, shard_cache
 from service.lineage.deletion import ensure_retrain
-from service.lineage.publish import publish_chain, sequence_chain
+from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
 from service.lineage.routing import refresh_routing, shard_sequences
 from service.settings import Settings
@@ -181,7 +180,7 @@ def _train_shards(
     for shard in range(n_shards):
         with db.snapshot() as s:
             seqs = shard_sequences(s, model_id, shard)
-            if all(_trained(s, q, config) for q in seqs):
+            if all(trained_steps(s, q.id) == config.n_slices for q in seqs):
                 continue  # published by an earlier attempt
             snap = read_shard(s, model_id, shard, config.n_slices)
             order = [(q.id, tuple(q.permutation)) for q in seqs]
@@ -214,11 +213,6 @@ def _train_shards(
             {"model": model_id, "routing_version": model.routing_version, "job": job_id},
         )
         finish(s, job)
-
-
-def _trained(s: Session, seq: SequenceRow, config: TrainConfig) -> bool:
-    n = s.scalar(select(func.count()).where(SequenceStepRow.sequence_id == seq.id))
-    return n == config.n_slices
 
 
 def run_retrain(

@@ -11,8 +11,9 @@ Inside a single write transaction:
    one) and every affected shard is re-routed;
 4. the request becomes ``effective`` (or ``completed`` when no retraining is needed).
 
-Files (activation-cache rows, retired checkpoint files) are cleaned after the commit by
-:func:`service.jobs.cleanup.clean_after_erasure`; the retrain job repeats that cleanup.
+Files follow the commit: the caller deletes the retired checkpoint files
+(``Accepted.retired``); the retrain job drops the erased rows from the shard's activation
+cache before it trains (``service.jobs.shards.shard_cache``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
 from models.config import canonical_json
@@ -40,10 +41,11 @@ from service.db.tables import (
     ModelRow,
     PlacementRow,
     RecordRow,
-    SequenceStepRow,
     SliceRow,
 )
 from service.lineage.errors import Conflict, NotFound, Unprocessable
+from service.lineage.publish import trained_steps
+from service.lineage.registry import get_model
 from service.lineage.routing import refresh_routing, shard_sequences
 from sharding import subject_key
 
@@ -97,7 +99,6 @@ class Accepted:
     replayed: bool
     not_found: tuple[str, ...] = ()
     retired: tuple[str, ...] = ()  # checkpoint files to delete after the commit
-    erased_records: tuple[tuple[int, str], ...] = ()  # (model id, record id) cache rows to drop
 
 
 def add_month(at: dt.datetime) -> dt.datetime:
@@ -213,7 +214,7 @@ def accept_deletion(
         r.state, r.payload, r.erased_at, r.erased_by = "erased", None, now, request.id
     request.n_records = len(active)
     session.flush()
-    cuts, jobs, retired, cache_rows = _cut_models(session, request, [r.id for r in active])
+    cuts, jobs, retired = _cut_models(session, request, [r.id for r in active])
     request.cut = cuts
     request.state = "effective" if jobs else "completed"
     request.effective_at = now
@@ -243,44 +244,31 @@ def accept_deletion(
         replayed=False,
         not_found=tuple(not_found),
         retired=tuple(retired),
-        erased_records=tuple(cache_rows),
     )
 
 
 def _cut_models(
     session: Session, request: DeletionRequestRow, record_pks: list[int]
-) -> tuple[list[dict[str, object]], set[int], list[str], list[tuple[int, str]]]:
-    """Step 3 for every model holding the records; returns (cuts, job ids, retired shas,
-    cache rows to drop)."""
+) -> tuple[list[dict[str, object]], set[int], list[str]]:
+    """Step 3 for every model holding the records; returns (cuts, job ids, retired shas)."""
     if not record_pks:
-        return [], set(), [], []
-    placements = list(
-        session.execute(
-            select(PlacementRow, RecordRow.record_id)
-            .join(RecordRow, RecordRow.id == PlacementRow.record_pk)
-            .where(PlacementRow.record_pk.in_(record_pks))
-            .order_by(PlacementRow.model_id)
-        )
-    )
-    by_model: dict[int, list[tuple[PlacementRow, str]]] = defaultdict(list)
-    for p, rid in placements:
-        by_model[p.model_id].append((p, rid))
+        return [], set(), []
+    by_model: dict[int, list[PlacementRow]] = defaultdict(list)
+    for p in session.scalars(select(PlacementRow).where(PlacementRow.record_pk.in_(record_pks))):
+        by_model[p.model_id].append(p)
     cuts: list[dict[str, object]] = []
     jobs: set[int] = set()
     retired: list[str] = []
-    cache_rows: list[tuple[int, str]] = []
     for model_id in sorted(by_model):
-        model = session.scalar(select(ModelRow).where(ModelRow.id == model_id).with_for_update())
-        assert model is not None
+        model = get_model(session, model_id, lock=True)
         if model.status == "failed":
             continue
         version = model.routing_version + 1
         model.routing_version = version
         deleted: dict[int, set[int]] = defaultdict(set)
-        for p, rid in by_model[model_id]:
+        for p in by_model[model_id]:
             p.erased_version = version
             deleted[p.shard].add(p.slice)
-            cache_rows.append((model_id, rid))
             counter = session.get(SliceRow, (model_id, p.shard, p.slice))
             assert counter is not None
             counter.n_erased += 1
@@ -290,10 +278,7 @@ def _cut_models(
                 hit = [i for i, s in enumerate(seq.permutation) if s in slices]
                 if not hit:
                     continue
-                trained = session.scalar(
-                    select(func.count()).where(SequenceStepRow.sequence_id == seq.id)
-                )
-                if not trained:
+                if not trained_steps(session, seq.id):
                     continue  # the train job has not published this shard yet
                 before, seq.valid_depth = seq.valid_depth, min(seq.valid_depth, hit[0])
                 job = _retrain_job(session, model, seq.id, seq.valid_depth + 1, request)
@@ -319,7 +304,7 @@ def _cut_models(
             if train is not None and train.state in ("queued", "running"):
                 _link(session, request.id, train.id)
                 jobs.add(train.id)
-    return cuts, jobs, retired, cache_rows
+    return cuts, jobs, retired
 
 
 def _retire(session: Session, model_id: int, shard: int, slices: set[int]) -> list[str]:

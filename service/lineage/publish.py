@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.checkpoints import CheckpointManifest
@@ -70,6 +70,12 @@ def publish_chain(
     seq.valid_depth = cut_depth(seq.permutation, n, erased)
     session.flush()
     return seq.valid_depth
+
+
+def trained_steps(session: Session, sequence_id: int) -> int:
+    """How many steps of a sequence have a published checkpoint."""
+    n = session.scalar(select(func.count()).where(SequenceStepRow.sequence_id == sequence_id))
+    return int(n or 0)
 
 
 def sequence_chain(session: Session, seq: SequenceRow, depth: int) -> list[CheckpointRow]:
