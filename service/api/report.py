@@ -1,0 +1,60 @@
+"""``GET /v1/audit/report``: the audit report as JSON or one self-contained HTML page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from service.audit.report import build_report, render_html
+from service.core import Service
+from service.lineage.errors import LineageError
+
+router = APIRouter(prefix="/v1")
+
+
+def _bound(text: str | None, name: str) -> dt.datetime | None:
+    """An ISO date (midnight UTC) or datetime (UTC when it names no offset)."""
+    if text is None:
+        return None
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise LineageError(f"{name} must be an ISO 8601 date or datetime, got {text!r}") from exc
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+
+
+@router.get(
+    "/audit/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "The report: JSON numbers, or an HTML page with inline SVG plots",
+            "content": {"application/json": {}, "text/html": {}},
+        }
+    },
+)
+def audit_report(
+    request: Request,
+    start: Annotated[
+        str | None,
+        Query(alias="from", description="requests received at or after (ISO date/datetime)"),
+    ] = None,
+    end: Annotated[
+        str | None, Query(alias="to", description="requests received before (ISO date/datetime)")
+    ] = None,
+    format: Annotated[str, Query(pattern="^(html|json)$")] = "json",
+) -> JSONResponse | HTMLResponse:
+    """Deletion requests by state, time to effective and completed, deadline compliance,
+    served depth per shard, held-out accuracy, and an Art. 30 style summary."""
+    lo, hi = _bound(start, "from"), _bound(end, "to")
+    if lo is not None and hi is not None and hi <= lo:
+        raise LineageError("the report window is empty: 'to' must be after 'from'")
+    svc: Service = request.app.state.service
+    with svc.db.snapshot() as s:
+        report: dict[str, Any] = build_report(s, start=lo, end=hi)
+    if format == "html":
+        return HTMLResponse(render_html(report))
+    return JSONResponse(report)
