@@ -13,6 +13,8 @@ from typing import Any
 
 from models.checkpoints import LocalCheckpointStore
 from models.data import Dataset
+from service.audit import log as audit
+from service.audit.keys import Signer
 from service.db import schema
 from service.db.engine import Database
 from service.jobs.runner import Send, dispatch_pending
@@ -35,6 +37,7 @@ class Service:
     settings: Settings
     db: Database
     store: LocalCheckpointStore
+    signer: Signer
     send: Send = field(default=_nowhere)
 
     @classmethod
@@ -46,9 +49,13 @@ class Service:
             from workers.tasks import celery_send
 
             send = celery_send(make_celery(settings))
+        db = Database.from_url(settings.database_url)
+        signer = Signer.from_settings(settings.signing_key, settings.key_file, settings.keyring_dir)
+        audit.install(db, signer, settings.sign_every)
         return cls(
             settings=settings,
-            db=Database.from_url(settings.database_url),
+            db=db,
+            signer=signer,
             store=LocalCheckpointStore(settings.checkpoints_dir),
             send=_nowhere if send is None else send,
         )

@@ -15,22 +15,14 @@ import torch
 from sqlalchemy import select
 
 from models.adapters import AdaptedEncoder
-from models.ensemble import EnsemblePredictor, Member
+from models.ensemble import EnsemblePredictor
 from service.core import Service
-from service.db.tables import DatasetRow, ModelRow, RoutingRow, SequenceRow
+from service.db.tables import ModelRow
 from service.jobs.shards import make_encoder
 from service.lineage.errors import Conflict, NotFound, Unavailable, Unprocessable
-from service.lineage.publish import sequence_chain
-from service.lineage.registry import model_config
+from service.lineage.served import Route, served
 
 MAX_RETRIES = 3
-
-
-@dataclass(frozen=True)
-class Route:
-    shard: int
-    sequence: int | None
-    depth: int
 
 
 @dataclass(frozen=True)
@@ -99,41 +91,22 @@ class ModelServer:
 
     def _load(self, model_id: int) -> _Loaded:
         with self.service.db.snapshot() as s:
-            model = s.get(ModelRow, model_id)
-            if model is None:
-                raise NotFound(f"no model {model_id}")
-            dataset = s.get(DatasetRow, model.dataset_id)
-            assert dataset is not None
-            config = model_config(model)
-            members, routes = [], []
-            for r in s.scalars(
-                select(RoutingRow).where(RoutingRow.model_id == model_id).order_by(RoutingRow.shard)
-            ):
-                if r.sequence_id is None or r.depth == 0:
-                    routes.append(Route(r.shard, None, 0))
-                    continue
-                seq = s.get(SequenceRow, r.sequence_id)
-                assert seq is not None
-                chain = tuple(c.sha256 for c in sequence_chain(s, seq, r.depth))
-                members.append(Member(r.shard, chain))
-                routes.append(Route(r.shard, seq.position, r.depth))
-            version, status = model.routing_version, model.status
-            label_names, kind = list(dataset.label_names), dataset.kind
-        if not members:
-            if status in ("pending", "training"):
-                raise Conflict(f"model {model_id} is still {status}: nothing to serve yet")
+            now = served(s, model_id)
+        if not now.members:
+            if now.status in ("pending", "training"):
+                raise Conflict(f"model {model_id} is still {now.status}: nothing to serve yet")
             raise Unavailable(f"every shard of model {model_id} is dead until retraining ends")
         encoder = self._encoders.get(model_id)
         if encoder is None:
-            encoder = self._encoders[model_id] = make_encoder(config)
+            encoder = self._encoders[model_id] = make_encoder(now.config)
         predictor = EnsemblePredictor.from_chains(
             encoder,
             self.service.store,
-            members,
-            n_classes=config.n_classes,
-            max_length=config.max_length,
+            now.members,
+            n_classes=now.config.n_classes,
+            max_length=now.config.max_length,
         )
-        return _Loaded(version, predictor, label_names, kind, routes)
+        return _Loaded(now.version, predictor, now.label_names, now.kind, now.routes)
 
 
 def _check_inputs(inputs: Sequence[object], kind: str) -> None:

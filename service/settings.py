@@ -11,6 +11,13 @@
 ``UNLEARN_SECRET``          deployment secret for subject keys and placement (hex);
                             unset: generated once into ``$UNLEARN_HOME/secret.key``
 ``UNLEARN_MAX_BODY_BYTES``  largest accepted request body (default 32 MiB)
+``UNLEARN_SIGNING_KEY``     Ed25519 private key of the audit trail (PEM or 64 hex digits);
+                            unset: ``UNLEARN_SIGNING_KEY_FILE`` (default
+                            ``$UNLEARN_HOME/keys/signing.pem``, generated on first use)
+``UNLEARN_SIGN_EVERY``      sign the audit chain's head every N events (default 100), and
+                            at every request completion
+``UNLEARN_CHECK_RETRAIN``   ``1``: every retrain also trains its sequence from scratch and
+                            records whether the hashes match (the certificate's evidence)
 ==========================  =====================================================
 """
 
@@ -21,6 +28,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from service.files import create_once
 
 
 class SettingsError(ValueError):
@@ -35,6 +44,10 @@ class Settings:
     result_backend: str | None = None
     secret_hex: str | None = field(default=None, repr=False)
     max_body_bytes: int = 32 * 1024 * 1024
+    signing_key: str | None = field(default=None, repr=False)
+    signing_key_file: Path | None = None
+    sign_every: int = 100
+    check_retrain: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +58,10 @@ class Settings:
             max_body = int(env.get("UNLEARN_MAX_BODY_BYTES", str(32 * 1024 * 1024)))
         except ValueError as exc:
             raise SettingsError("UNLEARN_MAX_BODY_BYTES must be an integer") from exc
+        every = env.get("UNLEARN_SIGN_EVERY", "100")
+        if not every.isdigit() or int(every) < 1:
+            raise SettingsError("UNLEARN_SIGN_EVERY must be a positive integer")
+        key_file = env.get("UNLEARN_SIGNING_KEY_FILE")
         return cls(
             home=home,
             database_url=url,
@@ -52,6 +69,10 @@ class Settings:
             result_backend=env.get("CELERY_RESULT_BACKEND") or None,
             secret_hex=env.get("UNLEARN_SECRET") or None,
             max_body_bytes=max_body,
+            signing_key=env.get("UNLEARN_SIGNING_KEY") or None,
+            signing_key_file=Path(key_file).resolve() if key_file else None,
+            sign_every=int(every),
+            check_retrain=env.get("UNLEARN_CHECK_RETRAIN", "0") == "1",
         )
 
     @property
@@ -61,6 +82,15 @@ class Settings:
     @property
     def caches_dir(self) -> Path:
         return self.home / "caches"
+
+    @property
+    def key_file(self) -> Path:
+        return self.signing_key_file or self.home / "keys" / "signing.pem"
+
+    @property
+    def keyring_dir(self) -> Path:
+        """Every public key the audit trail was ever signed with."""
+        return self.home / "keys" / "public"
 
     @property
     def embedded(self) -> bool:
@@ -79,17 +109,5 @@ class Settings:
             return value
         path = self.home / "secret.key"
         if not path.exists():
-            # Written whole under a private name, then linked into place: a process racing
-            # us either wins the link or reads the winner's complete file.
-            self.home.mkdir(parents=True, exist_ok=True)
-            tmp = self.home / f".secret.{os.getpid()}.{secrets.token_hex(4)}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
+            create_once(path, secrets.token_hex(32).encode("ascii"), mode=0o600)
         return bytes.fromhex(path.read_text().strip())

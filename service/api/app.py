@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service.api import problems
+from service.api.report import router as report_router
 from service.api.routes import router
 from service.core import Service
 from service.db import schema
@@ -57,6 +58,7 @@ def create_app(service: Service | None = None, *, run_worker: bool = True) -> Fa
     app.state.server = ModelServer(svc)
     problems.install(app)
     app.include_router(router)
+    app.include_router(report_router)
     app.add_middleware(problems.BodyLimit, max_bytes=svc.settings.max_body_bytes)
 
     @app.get("/livez")

@@ -18,7 +18,7 @@ from service.db.tables import DeletionRequestRow
 from service.lineage.datasets import get_dataset, summarize
 from service.lineage.deletion import DeletionInput
 from service.lineage.errors import LineageError, Unprocessable
-from service.lineage.query import get_request, model_status, request_view
+from service.lineage.query import certificate_document, get_request, model_status, request_view
 from service.lineage.registry import ModelSpec, get_model
 from service.serving import ModelServer
 
@@ -87,7 +87,7 @@ def create_model(request: Request, response: Response, body: ModelCreate) -> dic
     except ValueError as exc:
         raise Unprocessable(str(exc)) from exc
     probs = None if body.deletion_probs is None else tuple(body.deletion_probs)
-    spec = ModelSpec(body.shards, body.budget, body.selection, probs, config)
+    spec = ModelSpec(body.shards, body.budget, body.selection, probs, config, body.eval_dataset)
     svc = _service(request)
     model_id = svc.create_model(body.dataset, spec)
     response.headers["Location"] = f"/v1/models/{model_id}"
@@ -141,6 +141,25 @@ def create_deletion(
 def read_deletion(request: Request, public_id: str) -> dict[str, Any]:
     with _service(request).db.read() as s:
         return request_view(s, get_request(s, public_id))
+
+
+@router.get(
+    "/deletions/{public_id}/certificate",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/json": {}},
+            "description": "The signed certificate, byte for byte as issued (canonical JSON); "
+            "verify it offline with `unlearn certificate verify FILE --public-key KEY`.",
+        },
+        404: {"description": "no such request"},
+        409: {"description": "the request has not completed yet"},
+    },
+)
+def read_certificate(request: Request, public_id: str) -> Response:
+    with _service(request).db.read() as s:
+        document = certificate_document(s, public_id)
+    return Response(document.encode("utf-8"), media_type="application/json")
 
 
 @router.get("/deletions")

@@ -31,6 +31,12 @@ class ModelCreate(Strict):
     batch_size: int = Field(32, ge=1, le=4096)
     max_length: int = Field(64, ge=2, le=512)
     seed: int = 0
+    eval_dataset: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="held-out dataset scored after training and after every retrain",
+    )
 
 
 class PredictRequest(Strict):

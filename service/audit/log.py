@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from service.audit.jcs import canonical
+from service.audit.keys import Signer
 from service.db.base import utcnow
+from service.db.engine import Database
 from service.db.tables import AuditEventRow
 
 GENESIS = "0" * 64
@@ -31,8 +32,35 @@ def event_hash(prev_hash: str, seq: int, at: str, kind: str, data: dict[str, Any
     return hashlib.sha256(prev_hash.encode("ascii") + body).hexdigest()
 
 
-def append(s: Session, kind: str, data: dict[str, Any], *, at: dt.datetime | None = None) -> str:
-    """Add one event after the current head; returns its hash."""
+class EventRef(NamedTuple):
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Sealer:
+    """Signs the chain's head: after every event whose ``seq`` is 1 mod ``every`` (so no run
+    of unsigned events is longer than ``every`` and a chain always starts signed), and at
+    commit after events that must be signed at once (``SEAL_NOW``)."""
+
+    signer: Signer
+    every: int
+
+
+SEALER = "audit_sealer"
+SEAL_NOW = frozenset({"request.completed", "request.failed", "certificate.issued", "key.rotated"})
+SIGNED = "chain.signed"
+_DUE, _HEAD = "audit_seal_due", "audit_head"
+
+
+def head_message(seq: int, digest: str) -> bytes:
+    return b"unlearn audit head\n" + canonical({"seq": seq, "hash": digest})
+
+
+def append(
+    s: Session, kind: str, data: dict[str, Any], *, at: dt.datetime | None = None
+) -> EventRef:
+    """Add one event after the current head; returns its position and hash."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
     head = s.execute(
@@ -43,49 +71,49 @@ def append(s: Session, kind: str, data: dict[str, Any], *, at: dt.datetime | Non
     digest = event_hash(prev, seq, stamp, kind, data)
     s.add(AuditEventRow(seq=seq, at=stamp, kind=kind, data=data, prev_hash=prev, hash=digest))
     s.flush()
-    return digest
+    s.info[_HEAD] = EventRef(seq, digest)
+    sealer = s.info.get(SEALER)
+    if sealer is not None and kind != SIGNED:
+        if (seq - 1) % sealer.every == 0:
+            sign_head(s, sealer, EventRef(seq, digest))
+        elif kind in SEAL_NOW:
+            s.info[_DUE] = True
+    return EventRef(seq, digest)
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    n_events: int
-    head: str
-    broken_at: int | None = None
-    problem: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.broken_at is None
-
-
-def verify_chain(events: Iterable[tuple[int, str, str, dict[str, Any], str, str]]) -> ChainReport:
-    """``events`` as (seq, at, kind, data, prev_hash, hash) in seq order; names the first
-    event whose position, link or content does not match."""
-    prev, expected_seq, n = GENESIS, 1, 0
-    for seq, at, kind, data, prev_hash, digest in events:
-        n += 1
-        if seq != expected_seq:
-            what = "missing" if seq > expected_seq else "out of order or duplicated"
-            return ChainReport(
-                n, prev, expected_seq, f"event {expected_seq} is {what} (found {seq})"
-            )
-        if prev_hash != prev:
-            return ChainReport(n, prev, seq, f"event {seq} does not link to event {seq - 1}")
-        if event_hash(prev_hash, seq, at, kind, data) != digest:
-            return ChainReport(n, prev, seq, f"event {seq} ({kind}) was altered")
-        prev, expected_seq = digest, seq + 1
-    return ChainReport(n, prev)
+def sign_head(s: Session, sealer: Sealer, head: EventRef) -> EventRef:
+    kid, signature = sealer.signer.sign(head_message(*head))
+    s.info[_DUE] = False
+    data = {
+        "head_seq": head.seq,
+        "head_hash": head.hash,
+        "key_id": kid,
+        "interval": sealer.every,
+        "signature": signature,
+    }
+    return append(s, SIGNED, data)
 
 
-def load_chain(s: Session) -> list[tuple[int, str, str, dict[str, Any], str, str]]:
-    rows = s.execute(
-        select(
-            AuditEventRow.seq,
-            AuditEventRow.at,
-            AuditEventRow.kind,
-            AuditEventRow.data,
-            AuditEventRow.prev_hash,
-            AuditEventRow.hash,
-        ).order_by(AuditEventRow.id)
-    )
-    return [(a, b, c, dict(d), e, f) for a, b, c, d, e, f in rows]
+def sign_now(s: Session) -> EventRef:
+    """Sign the current head at once (e.g. right after a key rotation)."""
+    sealer = s.info.get(SEALER)
+    if sealer is None:
+        raise RuntimeError("this database session has no signing key installed")
+    head = s.execute(
+        select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
+    ).first()
+    if head is None:
+        raise ValueError("the audit chain is empty: nothing to sign")
+    return sign_head(s, sealer, EventRef(head[0], head[1]))
+
+
+def seal_before_commit(s: Session) -> None:
+    """Session hook: sign the head if an event of this transaction asked for it."""
+    sealer, head = s.info.get(SEALER), s.info.get(_HEAD)
+    if sealer is not None and head is not None and s.info.get(_DUE):
+        sign_head(s, sealer, head)
+
+
+def install(db: Database, signer: Signer, every: int) -> None:
+    """Every session of ``db`` signs the chain with ``signer``."""
+    db.extend_sessions({SEALER: Sealer(signer, every)}, seal_before_commit)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from service.cli import ops
+from service.cli import audit, ops
 from service.cli.common import floats, out, user_errors
 from service.cli.experiment import experiment
 
@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 ops.register(app)
+audit.register(app)
 app.add_typer(experiment, name="experiment")
 
 

@@ -7,7 +7,7 @@ serialise on row locks (``SELECT ... FOR UPDATE`` on the models they touch).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +85,15 @@ class Database:
         """A transaction that commits on success and rolls back on any error."""
         with self._write() as session, session.begin():
             yield session
+
+    def extend_sessions(
+        self, info: dict[str, Any], before_commit: Callable[[Session], None]
+    ) -> None:
+        """Put ``info`` into every new session's ``Session.info`` and call ``before_commit``
+        inside each transaction just before it commits (the audit chain's signing hook)."""
+        for maker in (self._read, self._write, self._snapshot):
+            maker.configure(info={**maker.kw.get("info", {}), **info})
+            event.listen(maker, "before_commit", before_commit)
 
     def dispose(self) -> None:
         self.engine.dispose()

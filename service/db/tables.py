@@ -63,6 +63,8 @@ class ModelRow(Base):
     config_hash: Mapped[str] = mapped_column(SHA)
     backbone_sha256: Mapped[str | None] = mapped_column(SHA)
     routing_version: Mapped[int] = mapped_column(Integer, default=0)
+    # Held-out records scored after training and after every retrain (audit report).
+    eval_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -203,6 +205,8 @@ class JobRow(Base):
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What the finished job proved, e.g. a retrain's from-scratch hash comparison.
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class DeletionJobRow(Base):
@@ -229,3 +233,18 @@ class AuditEventRow(Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(SHA)
     hash: Mapped[str] = mapped_column(SHA, unique=True)
+
+
+class CertificateRow(Base):
+    """The signed deletion certificate of a completed request (append-only, like the chain).
+
+    ``document`` is the exact canonical JSON text that was signed and is served."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("deletion_requests.id"), unique=True)
+    key_id: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(SHA)
+    document: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

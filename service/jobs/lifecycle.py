@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.engine import Database
@@ -140,4 +141,7 @@ def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime)
 def _transition(s: Session, req: DeletionRequestRow, state: str, now: dt.datetime) -> None:
     req.state = state
     s.add(DeletionEventRow(request_id=req.id, state=state, at=now))
-    audit.append(s, f"request.{state}", {"request": req.public_id}, at=now)
+    ref = audit.append(s, f"request.{state}", {"request": req.public_id}, at=now)
+    if state == "completed":
+        s.flush()
+        certificates.issue(s, req, ref)

@@ -4,8 +4,11 @@ row lock, only while their attempt still owns the job."""
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -18,18 +21,22 @@ from models.checkpoints import (
 )
 from models.config import TrainConfig
 from models.progress import NULL_PROGRESS, Progress
-from models.s3t import S3TTrainer, retrain_sequence, train_shard
+from models.s3t import S3TTrainer, ShardData, retrain_sequence, train_shard
+from models.training import RowSource
 from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow
+from service.jobs.evaluate import evaluate_served
 from service.jobs.lifecycle import finish, owned
 from service.jobs.progress import JobProgress
 from service.jobs.shards import cache_dir, make_encoder, read_shard, shard_cache
 from service.lineage.deletion import ensure_retrain
 from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
-from service.lineage.routing import refresh_routing, shard_sequences
+from service.lineage.routing import refresh_routing, served_depths, shard_sequences
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class RecordingStore:
@@ -97,6 +104,7 @@ def _publish(
     from_step: int,
     data_version: int,
     done: bool,
+    evidence: dict[str, object] | None = None,
 ) -> None:
     """One transaction: publish ``(sequence id, chain)`` pairs, re-route, bump the version.
 
@@ -130,9 +138,11 @@ def _publish(
                 "routing_version": model.routing_version,
                 "job": job.id,
                 "checkpoints": sorted({sha for _, chain in published for sha, _ in chain}),
+                "served": served_depths(s, model.id),
             },
         )
         if done:
+            job.evidence = evidence
             if job.kind == "train":
                 model.status = "ready"
             finish(s, job)
@@ -161,6 +171,7 @@ def run_train(
         _train_shards(
             db, settings, job_id, attempt, model_id, n_shards, config, encoder, store, progress
         )
+    evaluate_served(db, store, model_id, encoder)
 
 
 def _train_shards(
@@ -249,6 +260,9 @@ def run_retrain(
             from_step=from_step,
             progress=tracker,
         )
+        evidence = None
+        if settings.check_retrain:
+            evidence = _from_scratch_check(encoder, config, snap.data, cache, perm, chain, tracker)
         _publish(
             db,
             store,
@@ -259,4 +273,28 @@ def run_retrain(
             from_step=from_step,
             data_version=snap.version,
             done=True,
+            evidence=evidence,
         )
+    evaluate_served(db, store, model_id, encoder)
+
+
+def _from_scratch_check(
+    encoder: AdaptedEncoder,
+    config: TrainConfig,
+    data: ShardData,
+    cache: RowSource,
+    perm: tuple[int, ...],
+    chain: tuple[str, ...],
+    progress: Progress,
+) -> dict[str, object]:
+    """Train the whole sequence again from step 1 on the same (cleaned) data in a scratch
+    store and compare every step's hash with the retrain's: the certificate's evidence that
+    the retrain equals training without the erased records."""
+    with tempfile.TemporaryDirectory(prefix="unlearn-check-") as tmp:
+        scratch = S3TTrainer(encoder, config, LocalCheckpointStore(Path(tmp))).train_sequence(
+            data, cache, perm, restored=(), progress=progress
+        )
+    match = tuple(scratch) == tuple(chain)
+    if not match:
+        log.error("retrain differs from training from scratch: %s vs %s", chain, scratch)
+    return {"check": "from_scratch", "match": match, "from_scratch": list(scratch)}

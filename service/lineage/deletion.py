@@ -29,6 +29,7 @@ from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
 from models.config import canonical_json
+from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import (
@@ -46,7 +47,7 @@ from service.db.tables import (
 from service.lineage.errors import Conflict, NotFound, Unprocessable
 from service.lineage.publish import trained_steps
 from service.lineage.registry import get_model
-from service.lineage.routing import refresh_routing, shard_sequences
+from service.lineage.routing import refresh_routing, served_depths, shard_sequences
 from sharding import subject_key
 
 MAX_RECORD_IDS = 10_000
@@ -222,7 +223,11 @@ def accept_deletion(
         request.outcome = "already_erased"
     elif not jobs:
         request.outcome = "no_model_affected"
-    session.add(DeletionEventRow(request_id=request.id, state="effective", at=now))
+    session.add(
+        DeletionEventRow(
+            request_id=request.id, state="effective", at=now, detail={"retired": sorted(retired)}
+        )
+    )
     audit.append(
         session,
         "request.effective",
@@ -232,12 +237,13 @@ def accept_deletion(
     if not jobs:
         request.completed_at = now
         session.add(DeletionEventRow(request_id=request.id, state="completed", at=now))
-        audit.append(
+        completed = audit.append(
             session,
             "request.completed",
             {"request": request.public_id, "outcome": request.outcome},
             at=now,
         )
+        certificates.issue(session, request, completed)
     session.flush()
     return Accepted(
         request,
@@ -297,7 +303,12 @@ def _cut_models(
         audit.append(
             session,
             "routing.published",
-            {"model": model_id, "routing_version": version, "cause": request.public_id},
+            {
+                "model": model_id,
+                "routing_version": version,
+                "cause": request.public_id,
+                "served": served_depths(session, model_id),
+            },
         )
         if model.status in ("pending", "training"):
             train = session.scalar(select(JobRow).where(JobRow.key == f"train:{model_id}"))

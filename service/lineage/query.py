@@ -21,7 +21,7 @@ from service.db.tables import (
     SequenceRow,
     SequenceStepRow,
 )
-from service.lineage.errors import NotFound
+from service.lineage.errors import Conflict, NotFound
 
 
 def record_lineage(s: Session, record_id: str, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -188,3 +188,18 @@ def get_request(s: Session, public_id: str) -> DeletionRequestRow:
     if req is None:
         raise NotFound(f"no deletion request {public_id!r}")
     return req
+
+
+def certificate_document(s: Session, public_id: str) -> str:
+    """The signed certificate of a completed request, exactly as issued."""
+    from service.audit.certificates import get_certificate
+
+    req = get_request(s, public_id)
+    if req.state != "completed":
+        raise Conflict(
+            f"request {public_id} is {req.state}: its certificate is issued when it completes"
+        )
+    cert = get_certificate(s, req.id)
+    if cert is None:
+        raise NotFound(f"request {public_id} completed before certificates were issued")
+    return cert.document

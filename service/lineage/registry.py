@@ -36,6 +36,7 @@ class ModelSpec:
     selection: str = "cyclic"
     deletion_probs: tuple[float, ...] | None = None
     config: TrainConfig = field(default_factory=TrainConfig)
+    eval_dataset: str | None = None  # held-out records scored after (re)training
 
     def __post_init__(self) -> None:
         if self.n_shards < 1 or self.budget < 1:
@@ -76,6 +77,17 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
             f"{len(empty)} of {spec.n_shards * config.n_slices} slices would be empty "
             f"(first: shard {empty[0][0]} slice {empty[0][1]}); use fewer shards or slices"
         )
+    eval_id = None
+    if spec.eval_dataset is not None:
+        held_out = get_dataset(session, spec.eval_dataset)
+        if held_out.id == dataset.id:
+            raise Unprocessable("the held-out dataset must not be the training dataset")
+        if held_out.kind != dataset.kind or held_out.label_names != dataset.label_names:
+            raise Unprocessable(
+                f"held-out dataset {spec.eval_dataset!r} must have the training dataset's kind "
+                f"and labels ({dataset.kind}, {dataset.label_names})"
+            )
+        eval_id = held_out.id
     probs = None
     if spec.deletion_probs is not None:
         if len(spec.deletion_probs) != config.n_slices:
@@ -100,6 +112,7 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
         config=config.to_dict(),
         config_hash=config.config_hash(),
         routing_version=0,
+        eval_dataset_id=eval_id,
     )
     session.add(model)
     session.flush()

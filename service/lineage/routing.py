@@ -32,6 +32,16 @@ def refresh_routing(session: Session, model: ModelRow, shards: Iterable[int]) ->
         row.depth = route.depth
 
 
+def served_depths(session: Session, model_id: int) -> list[dict[str, int]]:
+    """Every shard's served depth (0: dead), for the audit trail."""
+    rows = session.execute(
+        select(RoutingRow.shard, RoutingRow.depth)
+        .where(RoutingRow.model_id == model_id)
+        .order_by(RoutingRow.shard)
+    )
+    return [{"shard": shard, "depth": depth} for shard, depth in rows]
+
+
 def erased_slices_since(session: Session, model_id: int, shard: int, version: int) -> set[int]:
     """Slices of a shard holding a record erased after routing version ``version``."""
     rows = session.scalars(

@@ -4,23 +4,18 @@ and every kind of tampering named by the verifier."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from service.audit.certificates import check_certificate
 from service.audit.jcs import canonical
-from service.audit.log import load_chain, verify_chain
+from service.audit.keys import load_keyring
+from service.audit.verify import load_chain, verify_chain
 from service.core import Service
-from service.jobs.runner import LocalWorker
-from service.lineage.deletion import DeletionInput
-from tests.service.conftest import SMALL, synthetic_dataset
-
-
-def flow(service: Service) -> None:
-    service.import_dataset("synthetic", synthetic_dataset())
-    service.create_model("synthetic", SMALL)
-    LocalWorker(service.db, service.settings).drain()
-    service.delete(DeletionInput(subject_id="subject-1"))
-    LocalWorker(service.db, service.settings).drain()
+from service.db.tables import DeletionRequestRow
+from service.lineage.query import certificate_document
+from tests.service.audit.conftest import flow
+from tests.service.conftest import synthetic_dataset
 
 
 def test_jcs_sorts_keys_by_utf16_and_refuses_floats() -> None:
@@ -32,10 +27,16 @@ def test_jcs_sorts_keys_by_utf16_and_refuses_floats() -> None:
         canonical({"x": 0.5})
 
 
-def test_flow_writes_a_valid_chain_without_raw_subject_ids(service: Service) -> None:
+def test_flow_writes_a_signed_chain_and_certificate_the_db_protects(service: Service) -> None:
+    """One full flow per backend: every event kind, signed heads (first event, every N,
+    completion), a certificate that verifies offline, no raw subject id or erased text in
+    either, and the database refusing UPDATE/DELETE on both tables."""
     flow(service)
     with service.db.read() as s:
         chain = load_chain(s)
+        req = s.scalar(select(DeletionRequestRow))
+        assert req is not None and req.state == "completed"
+        document = certificate_document(s, req.public_id)
     kinds = [kind for _, _, kind, _, _, _ in chain]
     for kind in (
         "dataset.imported",
@@ -48,31 +49,38 @@ def test_flow_writes_a_valid_chain_without_raw_subject_ids(service: Service) -> 
         "job.started",
         "job.finished",
         "request.completed",
+        "certificate.issued",
     ):
         assert kind in kinds
-    assert verify_chain(chain).ok
+    assert kinds[:2] == ["dataset.imported", "chain.signed"]
+    done = kinds.index("request.completed")
+    assert kinds[done + 1 : done + 3] == ["certificate.issued", "chain.signed"]
+    ring = load_keyring([service.settings.keyring_dir])
+    report = verify_chain(chain, ring)
+    assert report.ok, report.problem
+    assert report.key_ids == (service.signer.key_id,)
+    assert check_certificate(document.encode(), ring).ok
+
     with service.db.read() as s:
         dump = " ".join(
             str(r) for r in s.execute(text("SELECT kind, data FROM audit_events")).all()
         )
     texts = [r.text for r in synthetic_dataset().records if r.subject_id == "subject-1"]
-    assert "subject-1" not in dump
-    assert not any(t and t in dump for t in texts)
+    for where in (dump, document):
+        assert "subject-1" not in where
+        assert not any(t and t in where for t in texts)
 
-
-def test_the_database_refuses_updates_and_deletes(service: Service) -> None:
-    flow(service)
-    for statement in ("UPDATE audit_events SET kind = 'x'", "DELETE FROM audit_events"):
-        with pytest.raises((IntegrityError, DBAPIError)), service.db.write() as s:
-            s.execute(text(statement))
+    for table, column in (("audit_events", "kind"), ("certificates", "document")):
+        for statement in (f"UPDATE {table} SET {column} = 'x'", f"DELETE FROM {table}"):
+            with pytest.raises((IntegrityError, DBAPIError)), service.db.write() as s:
+                s.execute(text(statement))
     with service.db.read() as s:
-        assert verify_chain(load_chain(s)).ok
+        assert verify_chain(load_chain(s), ring).ok
 
 
-@pytest.mark.parametrize("service", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("attack", ["edit", "delete", "reorder", "insert"])
-def test_tampering_is_named(service: Service, attack: str) -> None:
-    flow(service)
+def test_tampering_is_named(flowed: Service, attack: str) -> None:
+    service = flowed
     with service.db.write() as s:  # an attacker with the database owner's rights
         s.execute(text("DROP TRIGGER audit_events_no_update"))
         s.execute(text("DROP TRIGGER audit_events_no_delete"))

@@ -1,0 +1,213 @@
+"""Signed deletion certificates: built when a request completes, verified offline.
+
+A certificate is one canonical JSON object (RFC 8785) holding what was erased (count and
+content hashes, never payloads or raw subject ids), when, the deadline, per model the
+routing versions and the checkpoints cut and those that replaced them, the retrain
+evidence, the method and the chain position of the completion event, plus an Ed25519
+signature over the canonical form of everything else. The stored and served document is
+exactly that canonical text, so any changed byte fails verification: either the signature
+or the canonical-form check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.audit import log as audit
+from service.audit.jcs import canonical
+from service.audit.keys import verify
+from service.db.base import utcnow
+from service.db.tables import (
+    CertificateRow,
+    CheckpointRow,
+    DeletionEventRow,
+    DeletionJobRow,
+    DeletionRequestRow,
+    JobRow,
+    ModelRow,
+    PlacementRow,
+    RecordRow,
+    SequenceRow,
+)
+from service.lineage.publish import sequence_chain
+
+KIND = "unlearn.deletion-certificate"
+VERSION = 1
+_DOMAIN = b"unlearn deletion certificate\n"
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def certificate_body(
+    s: Session, req: DeletionRequestRow, completed: audit.EventRef
+) -> dict[str, Any]:
+    """Everything the certificate states, before signing."""
+    hashes = sorted(
+        s.scalars(select(RecordRow.content_sha256).where(RecordRow.erased_by == req.id))
+    )
+    assert req.completed_at is not None
+    return {
+        "certificate": KIND,
+        "version": VERSION,
+        "request": req.public_id,
+        "subject_key": req.subject_key,
+        "dataset": req.dataset,
+        "outcome": req.outcome or "erased",
+        "records": {"n": len(hashes), "content_sha256": hashes},
+        "received_at": _iso(req.received_at),
+        "effective_at": _iso(req.effective_at),
+        "completed_at": _iso(req.completed_at),
+        "due_at": _iso(req.due_at),
+        "deadline_met": req.completed_at <= req.due_at,
+        "method": "exact",
+        "models": _models(s, req),
+        "chain": {"seq": completed.seq, "hash": completed.hash},
+    }
+
+
+def _models(s: Session, req: DeletionRequestRow) -> list[dict[str, Any]]:
+    versions = s.execute(
+        select(PlacementRow.model_id, func.min(PlacementRow.erased_version))
+        .join(RecordRow, RecordRow.id == PlacementRow.record_pk)
+        .where(RecordRow.erased_by == req.id)
+        .group_by(PlacementRow.model_id)
+        .order_by(PlacementRow.model_id)
+    ).all()
+    retired = _retired(s, req)
+    cuts: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for cut in req.cut:
+        cuts[int(cut["model"])].append(cut)
+    evidence = _evidence(s, req)
+    out = []
+    for model_id, version in versions:
+        model = s.get(ModelRow, model_id)
+        assert model is not None
+        out.append(
+            {
+                "model": model_id,
+                "config_sha256": model.config_hash,
+                "backbone_sha256": model.backbone_sha256,
+                "routing_version_before": None if version is None else version - 1,
+                "routing_version_after": model.routing_version,
+                "checkpoints_cut": sorted(c.sha256 for c in retired if c.model_id == model_id),
+                "sequences": [_replacement(s, model, c) for c in cuts[model_id]],
+                "retrain_evidence": evidence.get(model_id, []),
+            }
+        )
+    return out
+
+
+def _retired(s: Session, req: DeletionRequestRow) -> list[CheckpointRow]:
+    detail = s.scalar(
+        select(DeletionEventRow.detail).where(
+            DeletionEventRow.request_id == req.id, DeletionEventRow.state == "effective"
+        )
+    )
+    shas = list((detail or {}).get("retired", []))
+    if not shas:
+        return []
+    return list(s.scalars(select(CheckpointRow).where(CheckpointRow.sha256.in_(shas))))
+
+
+def _replacement(s: Session, model: ModelRow, cut: Mapping[str, Any]) -> dict[str, Any]:
+    seq = s.scalar(
+        select(SequenceRow).where(
+            SequenceRow.model_id == model.id,
+            SequenceRow.shard == cut["shard"],
+            SequenceRow.position == cut["sequence"],
+        )
+    )
+    assert seq is not None
+    chain = sequence_chain(s, seq, seq.valid_depth)
+    return {
+        "shard": cut["shard"],
+        "sequence": cut["sequence"],
+        "cut_to_depth": cut["to_depth"],
+        "depth_now": seq.valid_depth,
+        "replaced_by": [c.sha256 for c in chain[int(cut["to_depth"]) :]],
+    }
+
+
+def _evidence(s: Session, req: DeletionRequestRow) -> dict[int, list[dict[str, Any]]]:
+    jobs = s.scalars(
+        select(JobRow)
+        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+        .where(DeletionJobRow.request_id == req.id, JobRow.state == "done")
+        .order_by(JobRow.id)
+    )
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for job in jobs:
+        item = {"job": job.id, "kind": job.kind, "check": "not_run"}
+        item.update(job.evidence or {})
+        out[job.model_id].append(item)
+    return out
+
+
+def issue(s: Session, req: DeletionRequestRow, completed: audit.EventRef) -> CertificateRow | None:
+    """Sign and store the certificate (in the completing transaction); ``None`` when the
+    session has no signer (a bare ``Database`` outside the service)."""
+    sealer = s.info.get(audit.SEALER)
+    if sealer is None:
+        return None
+    body = certificate_body(s, req, completed)
+    body["issued_at"] = utcnow().isoformat()
+    kid, signature = sealer.signer.sign(_DOMAIN + canonical(body))
+    body["signature"] = {"algorithm": "Ed25519", "key_id": kid, "value": signature}
+    document = canonical(body)
+    digest = hashlib.sha256(document).hexdigest()
+    row = CertificateRow(
+        request_id=req.id, key_id=kid, sha256=digest, document=document.decode("utf-8")
+    )
+    s.add(row)
+    s.flush()
+    audit.append(
+        s, "certificate.issued", {"request": req.public_id, "sha256": digest, "key_id": kid}
+    )
+    return row
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    ok: bool
+    problem: str | None = None
+    body: dict[str, Any] | None = None
+
+
+def check_certificate(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> CertificateCheck:
+    """Verify a certificate file with public keys only (no database)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return CertificateCheck(False, "not JSON")
+    if not isinstance(doc, dict) or doc.get("certificate") != KIND:
+        return CertificateCheck(False, "not an unlearn deletion certificate")
+    try:
+        again = canonical(doc)
+    except TypeError as exc:
+        return CertificateCheck(False, f"not canonical JSON ({exc})")
+    if raw not in (again, again + b"\n"):
+        return CertificateCheck(False, "not in its canonical form: the bytes were changed")
+    sig = doc.pop("signature", None)
+    if not isinstance(sig, dict) or sig.get("algorithm") != "Ed25519":
+        return CertificateCheck(False, "no Ed25519 signature")
+    pub = keys.get(str(sig.get("key_id")))
+    if pub is None:
+        return CertificateCheck(False, f"signed by key {sig.get('key_id')}, not a given public key")
+    if not verify(pub, str(sig.get("value")), _DOMAIN + canonical(doc)):
+        return CertificateCheck(False, "the signature does not match the certificate")
+    return CertificateCheck(True, body=doc)
+
+
+def get_certificate(s: Session, request_pk: int) -> CertificateRow | None:
+    return s.scalar(select(CertificateRow).where(CertificateRow.request_id == request_pk))

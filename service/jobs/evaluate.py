@@ -1,0 +1,79 @@
+"""Score what a model serves on its held-out dataset after training and after each retrain,
+and record it in the audit trail (``model.evaluated``: counts, never records)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from sqlalchemy import select
+
+from models.adapters import AdaptedEncoder
+from models.checkpoints import CheckpointStore
+from models.ensemble import EnsemblePredictor
+from service.audit import log as audit
+from service.db.engine import Database
+from service.db.tables import DatasetRow, ModelRow, RecordRow
+from service.jobs.shards import model_input
+from service.lineage.served import served
+
+log = logging.getLogger(__name__)
+BATCH = 128
+
+
+def evaluate_served(
+    db: Database, store: CheckpointStore, model_id: int, encoder: AdaptedEncoder
+) -> tuple[int, int] | None:
+    """(correct, total) of the served ensemble on the model's held-out records, recorded as
+    an audit event; ``None`` when the model has no held-out dataset or serves nothing.
+    Never raises: a failed evaluation must not fail the job that published."""
+    try:
+        return _evaluate(db, store, model_id, encoder)
+    except Exception:
+        log.exception("held-out evaluation of model %s failed", model_id)
+        return None
+
+
+def _evaluate(
+    db: Database, store: CheckpointStore, model_id: int, encoder: AdaptedEncoder
+) -> tuple[int, int] | None:
+    with db.snapshot() as s:
+        eval_id = s.scalar(select(ModelRow.eval_dataset_id).where(ModelRow.id == model_id))
+        if eval_id is None:
+            return None
+        now = served(s, model_id)
+        name = s.scalar(select(DatasetRow.name).where(DatasetRow.id == eval_id))
+        rows = s.execute(
+            select(RecordRow.payload, RecordRow.label)
+            .where(RecordRow.dataset_id == eval_id, RecordRow.state == "active")
+            .order_by(RecordRow.id)
+        ).all()
+    if not now.members or not rows:
+        return None
+    predictor = EnsemblePredictor.from_chains(
+        encoder,
+        store,
+        now.members,
+        n_classes=now.config.n_classes,
+        max_length=now.config.max_length,
+    )
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(rows), BATCH):
+            batch = rows[start : start + BATCH]
+            logits = predictor.logits([model_input(p) for p, _ in batch])
+            labels = torch.tensor([label for _, label in batch])
+            correct += int((logits.argmax(dim=-1).cpu() == labels).sum())
+    with db.write() as s:
+        audit.append(
+            s,
+            "model.evaluated",
+            {
+                "model": model_id,
+                "routing_version": now.version,
+                "dataset": name,
+                "n_correct": correct,
+                "n_total": len(rows),
+            },
+        )
+    return correct, len(rows)

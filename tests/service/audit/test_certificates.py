@@ -1,0 +1,178 @@
+"""Deletion certificates: what they state, offline verification, the CLI and the API."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from service.api.app import create_app
+from service.audit.certificates import check_certificate
+from service.audit.keys import load_keyring, public_pem
+from service.audit.verify import load_chain
+from service.cli.main import app
+from service.core import Service
+from service.db.tables import CheckpointRow, DeletionEventRow, DeletionRequestRow, RecordRow
+from service.jobs.runner import LocalWorker
+from service.lineage.deletion import DeletionInput
+from service.lineage.query import certificate_document
+from tests.service.conftest import SECRET, synthetic_dataset
+
+runner = CliRunner()
+
+
+def _completed(service: Service) -> tuple[DeletionRequestRow, str]:
+    with service.db.read() as s:
+        req = s.scalar(select(DeletionRequestRow).where(DeletionRequestRow.state == "completed"))
+        assert req is not None
+        return req, certificate_document(s, req.public_id)
+
+
+def test_certificate_states_what_was_erased_cut_and_replaced(flowed: Service) -> None:
+    req, document = _completed(flowed)
+    cert = json.loads(document)
+    with flowed.db.read() as s:
+        hashes = sorted(
+            s.scalars(select(RecordRow.content_sha256).where(RecordRow.erased_by == req.id))
+        )
+        retired = s.scalar(
+            select(DeletionEventRow.detail).where(
+                DeletionEventRow.request_id == req.id, DeletionEventRow.state == "effective"
+            )
+        )
+        live = set(s.scalars(select(CheckpointRow.sha256).where(CheckpointRow.state == "live")))
+        chain = load_chain(s)
+    assert cert["request"] == req.public_id and cert["subject_key"] == req.subject_key
+    assert cert["records"] == {"n": 3, "content_sha256": hashes}
+    assert cert["method"] == "exact" and cert["deadline_met"] is True
+    assert cert["received_at"] <= cert["effective_at"] <= cert["completed_at"] < cert["due_at"]
+    completed = next(e for e in chain if e[2] == "request.completed")
+    assert cert["chain"] == {"seq": completed[0], "hash": completed[5]}
+    (model,) = cert["models"]
+    assert model["routing_version_before"] == 2  # one publication per trained shard
+    assert model["routing_version_after"] > model["routing_version_before"] + 1  # republished
+    assert model["checkpoints_cut"] == sorted(retired["retired"]) and model["checkpoints_cut"]
+    assert not set(model["checkpoints_cut"]) & live
+    for seq in model["sequences"]:
+        assert seq["depth_now"] == 3 and len(seq["replaced_by"]) == 3 - seq["cut_to_depth"]
+        assert set(seq["replaced_by"]) <= live
+    evidence = model["retrain_evidence"]
+    assert evidence and all(e["check"] == "from_scratch" and e["match"] for e in evidence)
+    replaced = {sha for seq in model["sequences"] for sha in seq["replaced_by"]}
+    scratch = {sha for e in evidence for sha in e["from_scratch"]}
+    assert replaced <= scratch
+
+
+def test_any_changed_byte_or_another_key_fails(flowed: Service, tmp_path: Path) -> None:
+    _, document = _completed(flowed)
+    ring = load_keyring([flowed.settings.keyring_dir])
+    raw = document.encode()
+    assert check_certificate(raw, ring).ok
+    assert check_certificate(raw + b"\n", ring).ok  # as `certificate show` prints it
+    for i in range(len(raw)):
+        for delta in (1, 0x20):
+            changed = raw[:i] + bytes([raw[i] ^ delta]) + raw[i + 1 :]
+            assert not check_certificate(changed, ring).ok, f"byte {i} ^ {delta}"
+    assert not check_certificate(raw.replace(b",", b", ", 1), ring).ok  # re-spaced
+    other = load_keyring([_other_key(tmp_path)])
+    check = check_certificate(raw, other)
+    assert not check.ok and "not a given public key" in (check.problem or "")
+
+
+def _other_key(tmp_path: Path) -> Path:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = tmp_path / "other.pub"
+    path.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    return path
+
+
+@pytest.fixture
+def cli_env(flowed: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
+    monkeypatch.setenv("UNLEARN_HOME", str(flowed.settings.home))
+    monkeypatch.setenv("UNLEARN_SECRET", SECRET)
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "UNLEARN_SIGNING_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return flowed
+
+
+def run(args: list[str], code: int = 0) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_cli_show_verify_export_rotate(cli_env: Service, tmp_path: Path) -> None:
+    req, document = _completed(cli_env)
+    cert, pub = tmp_path / "cert.json", tmp_path / "key.pub"
+    assert run(["certificate", "show", req.public_id]).strip() == document
+    run(["certificate", "show", req.public_id, "--out", str(cert)])
+    pub.write_text(run(["audit", "public-key"]))
+    assert "certificate OK" in run(["certificate", "verify", str(cert), "--public-key", str(pub)])
+    cert.write_bytes(cert.read_bytes().replace(b'"n":3', b'"n":2'))
+    out = run(["certificate", "verify", str(cert), "--public-key", str(pub)], code=1)
+    assert "signature does not match" in out
+
+    assert "audit chain OK" in run(["audit", "verify"])
+    export = tmp_path / "chain.jsonl"
+    run(["audit", "export", "--out", str(export)])
+    assert "audit chain OK" in run(
+        ["audit", "verify", "--chain", str(export), "--public-key", str(pub)]
+    )
+    assert "rotated" in run(["audit", "rotate-key"])
+    new_pub = tmp_path / "new.pub"
+    new_pub.write_text(run(["audit", "public-key"]))
+    assert new_pub.read_text() != pub.read_text()
+    old_id, new_id = (next(iter(load_keyring([p]))) for p in (pub, new_pub))
+    verified = run(["audit", "verify"])
+    assert "audit chain OK" in verified and old_id in verified and new_id in verified
+    run(["audit", "export", "--out", str(export)])
+    # The old key alone still verifies: the rotation event taught it the new one.
+    assert "audit chain OK" in run(
+        ["audit", "verify", "--chain", str(export), "--public-key", str(pub)]
+    )
+    lines = export.read_text().splitlines()
+    lines[2] = lines[2].replace('"kind":"', '"kind":"x', 1)
+    export.write_text("\n".join(lines) + "\n")
+    out = run(["audit", "verify", "--chain", str(export), "--public-key", str(pub)], code=1)
+    assert "event 3" in out
+
+
+def test_api_serves_the_certificate_and_refuses_unfinished_ones(flowed: Service) -> None:
+    req, document = _completed(flowed)
+    with TestClient(create_app(flowed, run_worker=False)) as client:
+        r = client.get(f"/v1/deletions/{req.public_id}/certificate")
+        assert r.status_code == 200 and r.content == document.encode()
+        assert r.headers["content-type"] == "application/json"
+        missing = client.get("/v1/deletions/00000000-0000-0000-0000-000000000000/certificate")
+        assert missing.status_code == 404
+        assert missing.headers["content-type"] == "application/problem+json"
+        pending = client.post("/v1/deletions", json={"subject_id": "subject-2"}).json()
+        r = client.get(f"/v1/deletions/{pending['id']}/certificate")
+        assert r.status_code == 409 and "effective" in r.json()["detail"]
+
+
+def test_no_raw_subject_id_or_text_in_logs_or_outputs(
+    cli_env: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    cli_env.delete(DeletionInput(subject_id="subject-3"))
+    LocalWorker(cli_env.db, cli_env.settings).drain()
+    outputs = [
+        run(["requests", "list", "--json"]),
+        run(["audit", "verify"]),
+        caplog.text,
+    ]
+    with cli_env.db.read() as s:
+        for req in s.scalars(select(DeletionRequestRow)):
+            outputs.append(run(["requests", "show", req.public_id]))
+            outputs.append(run(["certificate", "show", req.public_id]))
+    erased = [r for r in synthetic_dataset().records if r.subject_id in ("subject-1", "subject-3")]
+    blob = "\n".join(outputs)
+    for r in erased:
+        assert r.subject_id not in blob and r.text not in blob
