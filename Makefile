@@ -40,6 +40,7 @@ bench: install
 	$(BIN)/python -m bench.accuracy
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.service
+	$(BIN)/python -m bench.audit
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .hypothesis
