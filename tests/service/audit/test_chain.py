@@ -6,16 +6,18 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from typer.testing import CliRunner
 
 from service.audit.certificates import check_certificate
 from service.audit.jcs import canonical
 from service.audit.keys import load_keyring
 from service.audit.verify import load_chain, verify_chain
+from service.cli.main import app
 from service.core import Service
 from service.db.tables import DeletionRequestRow
 from service.lineage.query import certificate_document
 from tests.service.audit.conftest import flow
-from tests.service.conftest import synthetic_dataset
+from tests.service.conftest import SECRET, synthetic_dataset
 
 
 def test_jcs_sorts_keys_by_utf16_and_refuses_floats() -> None:
@@ -79,7 +81,7 @@ def test_flow_writes_a_signed_chain_and_certificate_the_db_protects(service: Ser
 
 
 @pytest.mark.parametrize("attack", ["edit", "delete", "reorder", "insert"])
-def test_tampering_is_named(flowed: Service, attack: str) -> None:
+def test_tampering_is_named(flowed: Service, attack: str, monkeypatch: pytest.MonkeyPatch) -> None:
     service = flowed
     with service.db.write() as s:  # an attacker with the database owner's rights
         s.execute(text("DROP TRIGGER audit_events_no_update"))
@@ -105,3 +107,10 @@ def test_tampering_is_named(flowed: Service, attack: str) -> None:
     assert not report.ok
     assert report.broken_at == (3 if attack != "insert" else report.n_events)
     assert report.problem
+    # The operator's command says the same and exits 1.
+    monkeypatch.setenv("UNLEARN_HOME", str(service.settings.home))
+    monkeypatch.setenv("UNLEARN_SECRET", SECRET)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = CliRunner().invoke(app, ["audit", "verify"])
+    assert result.exit_code == 1, result.output
+    assert f"event {report.broken_at}" in result.output
