@@ -41,6 +41,7 @@ bench: install
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.audit
+	$(BIN)/python -m bench.approximate
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--forget", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/approximate.json")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # timings: one thread is steadier beside other work
     runs = [one_seed(seed, args.forget) for seed in args.seeds]
     summary = summarize(runs)
     print_table(
