@@ -43,7 +43,7 @@ def setup() -> dict[str, object]:
     "method", ["Retrain", "FT", "GradDiff", "NPO", "SalUn", "l1-sparse", "SSD"]
 )
 def test_method_forgets_the_class_and_keeps_the_rest(setup: dict, method: str) -> None:
-    model, forget, retain, test = setup["model"], setup["forget"], setup["retain"], setup["test"]
+    model, forget, retain = setup["model"], setup["forget"], setup["retain"]
     before = scores(FAMILY, model, forget)
     overrides: dict[str, object] = {"epochs": 3} if method in ("FT", "l1-sparse") else {}
     if method == "SSD":
