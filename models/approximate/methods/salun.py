@@ -25,12 +25,13 @@ class SalUn(Method):
     }
 
     def prepare(self, ctx: Context) -> None:
-        grads = {n: torch.zeros_like(p) for n, p in ctx.model.named_parameters()}
+        # Only weights the method may move compete for saliency (LoRA models freeze the rest).
+        grads = {n: torch.zeros_like(p) for n, p in ctx.model.named_parameters() if p.requires_grad}
         for batch in ctx.forget.batches(256):
             ctx.model.zero_grad()
             per_example_nll(ctx.forward(batch)).sum().backward()
             for n, p in ctx.model.named_parameters():
-                if p.grad is not None:
+                if n in grads and p.grad is not None:
                     grads[n] += p.grad
         ctx.model.zero_grad()
         magnitudes = torch.cat([g.abs().flatten() for g in grads.values()])
@@ -50,5 +51,5 @@ class SalUn(Method):
 
     def before_step(self, ctx: Context) -> None:
         for n, p in ctx.model.named_parameters():
-            if p.grad is not None:
+            if p.grad is not None and n in ctx.state["mask"]:
                 p.grad.mul_(ctx.state["mask"][n])
