@@ -156,6 +156,19 @@ def verify_chain(
     )
 
 
+def pinned_problem(events: list[Event], pins: Mapping[str, tuple[int, str]]) -> str | None:
+    """Each pin (a certificate's chain position, by name) must be an event of the chain with
+    that hash: a chain cut back past a certificate, or rewritten under it, fails here even
+    where the signatures alone cannot tell (a tail shorter than the signing interval)."""
+    by_seq = {seq: digest for seq, _, _, _, _, digest in events}
+    for name, (seq, digest) in pins.items():
+        found = by_seq.get(seq)
+        if found != digest:
+            what = "is missing" if found is None else "has another hash"
+            return f"{name} pins event {seq} ({digest[:16]}), which {what} in the chain"
+    return None
+
+
 def load_chain(s: Session) -> list[Event]:
     rows = s.execute(
         select(

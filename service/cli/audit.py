@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -33,25 +33,39 @@ def audit_verify(
         typer.Option(help="verify this export (`unlearn audit export`) instead of the DB"),
     ] = None,
     public_key: PublicKeys = None,
+    certificate: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a deletion certificate you hold: the chain must still contain the event it "
+            "pins (catches a cut-back tail); repeatable"
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Recompute the event chain and check its signed heads; exit 1 naming the first broken
     event. From the DB the trusted keys are the deployment's keyring plus --public-key; an
     export (--chain) needs no database and trusts only --public-key."""
     with user_errors():
+        from dataclasses import replace
+
         from service.audit.keys import load_keyring
-        from service.audit.verify import load_chain, read_export, verify_chain
+        from service.audit.verify import load_chain, pinned_problem, read_export, verify_chain
 
         keys = list(public_key or [])
         if chain is not None:
             if not keys:
                 fail("--chain needs --public-key: the keys you trust to have signed it")
-            report = verify_chain(read_export(chain), load_keyring(keys))
+            ring = load_keyring(keys)
+            events = list(read_export(chain))
         else:
             svc = open_service()
             ring = load_keyring([svc.settings.keyring_dir, *keys])
             with svc.db.snapshot() as s:
-                report = verify_chain(load_chain(s), ring)
+                events = load_chain(s)
+        report = verify_chain(events, ring)
+        problem = pinned_problem(events, _pins(certificate or [], ring))
+        if report.ok and problem is not None:
+            report = replace(report, broken_at=report.n_events, problem=problem)
     if as_json:
         _dump(report.__dict__ | {"ok": report.ok})
     elif report.ok:
@@ -65,6 +79,19 @@ def audit_verify(
         out.print(f"[red]audit chain broken:[/] {report.problem}", highlight=False)
     if not report.ok:
         raise typer.Exit(EXIT_VIOLATION)
+
+
+def _pins(paths: list[Path], ring: dict[str, Any]) -> dict[str, tuple[int, str]]:
+    from service.audit.certificates import check_certificate
+
+    pins = {}
+    for path in paths:
+        check = check_certificate(path.read_bytes(), ring)
+        if not check.ok or check.body is None:
+            fail(f"certificate {path}: {check.problem}", code=EXIT_VIOLATION)
+        chain = check.body["chain"]
+        pins[f"certificate {path.name}"] = (int(chain["seq"]), str(chain["hash"]))
+    return pins
 
 
 @audit_app.command("export")

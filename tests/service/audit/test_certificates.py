@@ -176,3 +176,21 @@ def test_no_raw_subject_id_or_text_in_logs_or_outputs(
     blob = "\n".join(outputs)
     for r in erased:
         assert r.subject_id not in blob and r.text not in blob
+
+
+def test_a_certificate_catches_a_chain_cut_back_past_it(cli_env: Service, tmp_path: Path) -> None:
+    _, document = _completed(cli_env)
+    cert, pub, export = tmp_path / "cert.json", tmp_path / "key.pub", tmp_path / "chain.jsonl"
+    cert.write_text(document)
+    pub.write_text(run(["audit", "public-key"]))
+    run(["audit", "export", "--out", str(export)])
+    verify = ["audit", "verify", "--chain", str(export), "--public-key", str(pub)]
+    assert "audit chain OK" in run([*verify, "--certificate", str(cert)])
+    pinned = json.loads(document)["chain"]["seq"]
+    lines = export.read_text().splitlines()
+    export.write_text("\n".join(lines[: pinned - 1]) + "\n")  # the completion and all after: gone
+    # Fewer unsigned events than the interval are left: the signatures alone cannot tell ...
+    assert "audit chain OK" in run(verify)
+    # ... the certificate can.
+    out = run([*verify, "--certificate", str(cert)], code=1)
+    assert f"pins event {pinned}" in out and "missing" in out
