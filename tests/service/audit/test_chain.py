@@ -98,7 +98,9 @@ def test_tampering_is_named(flowed: Service, attack: str, monkeypatch: pytest.Mo
             s.execute(
                 text(
                     "INSERT INTO audit_events (id, seq, at, kind, data, prev_hash, hash) "
-                    "SELECT 100000, 100000, at, kind, data, prev_hash, 'f' || substr(hash, 2) "
+                    "SELECT 100000, 100000, at, kind, data, prev_hash, "
+                    # event 2's hash with its first digit changed (so never equal to it)
+                    "CASE WHEN substr(hash, 1, 1) = 'f' THEN 'e' ELSE 'f' END || substr(hash, 2) "
                     "FROM audit_events WHERE seq = 2"
                 )
             )
