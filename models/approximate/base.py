@@ -103,3 +103,30 @@ def kl_to_reference(reference: Output, current: Output) -> Tensor:
     cur = torch.log_softmax(current.logits.float(), dim=-1)
     kl = (ref.exp() * (ref - cur)).sum(dim=-1)
     return (kl * current.mask).sum() / current.mask.sum().clamp(min=1)
+
+
+def classifier_output(logits: Tensor, batch: Batch) -> Output:
+    """A classifier's ``[B, C]`` logits as one counted "token" per example."""
+    return Output(logits.unsqueeze(1), batch.targets.unsqueeze(1), torch.ones(len(batch), 1))
+
+
+def train_epochs(
+    family: Family,
+    model: nn.Module,
+    data: Examples,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+) -> nn.Module:
+    """The plain supervised loop of a family's ``fit``: mean NLL, seeded shuffled batches."""
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(epochs):
+        for batch in data.batches(batch_size, generator=gen):
+            loss = per_example_nll(family.forward(model, batch)).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()

@@ -11,7 +11,14 @@ import torch
 from peft import LoraConfig, inject_adapter_in_model
 from torch import nn
 
-from models.approximate.base import Batch, Examples, Output, Task, per_example_nll
+from models.approximate.base import (
+    Batch,
+    Examples,
+    Output,
+    Task,
+    classifier_output,
+    train_epochs,
+)
 from models.backbones import Backbone, load_backbone
 from models.head import ClassificationHead
 
@@ -73,18 +80,11 @@ class LoraTextFamily:
         return Examples(inputs, torch.tensor(list(labels), dtype=torch.long))
 
     def forward(self, model: nn.Module, batch: Batch) -> Output:
-        logits = model(batch.inputs)
-        return Output(logits.unsqueeze(1), batch.targets.unsqueeze(1), torch.ones(len(batch), 1))
+        return classifier_output(model(batch.inputs), batch)
 
     def fit(self, model: nn.Module, data: Examples, *, seed: int) -> nn.Module:
-        gen = torch.Generator().manual_seed(seed)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(trainable, lr=self.lr, weight_decay=0.0)
-        model.train()
-        for _ in range(self.epochs):
-            for batch in data.batches(self.batch_size, generator=gen):
-                loss = per_example_nll(self.forward(model, batch)).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        return model.eval()
+        return train_epochs(
+            self, model, data, optimizer, epochs=self.epochs, batch_size=self.batch_size, seed=seed
+        )

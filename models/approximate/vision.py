@@ -10,7 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.approximate.base import Batch, Examples, Output, Task, per_example_nll
+from models.approximate.base import (
+    Batch,
+    Examples,
+    Output,
+    Task,
+    classifier_output,
+    train_epochs,
+)
 
 
 class SmallCNN(nn.Module):
@@ -44,21 +51,13 @@ class CNNFamily:
         return SmallCNN(self.n_classes, self.width)
 
     def forward(self, model: nn.Module, batch: Batch) -> Output:
-        logits = model(batch.inputs)
-        ones = torch.ones(len(batch), 1)
-        return Output(logits.unsqueeze(1), batch.targets.unsqueeze(1), ones)
+        return classifier_output(model(batch.inputs), batch)
 
     def fit(self, model: nn.Module, data: Examples, *, seed: int) -> nn.Module:
-        gen = torch.Generator().manual_seed(seed)
         optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
-        model.train()
-        for _ in range(self.epochs):
-            for batch in data.batches(self.batch_size, generator=gen):
-                loss = per_example_nll(self.forward(model, batch)).mean()
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-        return model.eval()
+        return train_epochs(
+            self, model, data, optimizer, epochs=self.epochs, batch_size=self.batch_size, seed=seed
+        )
 
 
 def mnist_examples(features: np.ndarray, labels: np.ndarray) -> Examples:

@@ -57,16 +57,21 @@ def head_message(seq: int, digest: str) -> bytes:
     return b"unlearn audit head\n" + canonical({"seq": seq, "hash": digest})
 
 
+def _head(s: Session) -> EventRef | None:
+    row = s.execute(
+        select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
+    ).first()
+    return None if row is None else EventRef(row[0], row[1])
+
+
 def append(
     s: Session, kind: str, data: dict[str, Any], *, at: dt.datetime | None = None
 ) -> EventRef:
     """Add one event after the current head; returns its position and hash."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-    head = s.execute(
-        select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (1, GENESIS) if head is None else (head[0] + 1, head[1])
+    head = _head(s)
+    seq, prev = (1, GENESIS) if head is None else (head.seq + 1, head.hash)
     stamp = (utcnow() if at is None else at).isoformat()
     digest = event_hash(prev, seq, stamp, kind, data)
     s.add(AuditEventRow(seq=seq, at=stamp, kind=kind, data=data, prev_hash=prev, hash=digest))
@@ -99,12 +104,10 @@ def sign_now(s: Session) -> EventRef:
     sealer = s.info.get(SEALER)
     if sealer is None:
         raise RuntimeError("this database session has no signing key installed")
-    head = s.execute(
-        select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
-    ).first()
+    head = _head(s)
     if head is None:
         raise ValueError("the audit chain is empty: nothing to sign")
-    return sign_head(s, sealer, EventRef(head[0], head[1]))
+    return sign_head(s, sealer, head)
 
 
 def seal_before_commit(s: Session) -> None:
