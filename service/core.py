@@ -13,6 +13,9 @@ from typing import Any
 
 from models.checkpoints import LocalCheckpointStore
 from models.data import Dataset
+from service.approximate.registry import ApproximateSpec, create_approximate_model
+from service.approximate.review import Action, resolve
+from service.approximate.store import version_store
 from service.audit import log as audit
 from service.audit.keys import Signer
 from service.db import schema
@@ -21,7 +24,7 @@ from service.jobs.runner import Send, dispatch_pending
 from service.lineage.datasets import DatasetSummary, store_dataset, summarize
 from service.lineage.deletion import DeletionInput, accept_deletion
 from service.lineage.errors import Unavailable
-from service.lineage.query import request_view
+from service.lineage.query import get_request, request_view
 from service.lineage.registry import ModelSpec, create_model
 from service.settings import Settings
 
@@ -77,6 +80,30 @@ class Service:
             model_id = create_model(s, dataset, spec, self.settings.secret()).id
         self.dispatch()
         return model_id
+
+    def create_approximate_model(self, dataset: str, spec: ApproximateSpec) -> int:
+        with self.db.write() as s:
+            model_id = create_approximate_model(s, dataset, spec).id
+        self.dispatch()
+        return model_id
+
+    def resolve(
+        self,
+        public_id: str,
+        action: Action,
+        method: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """An operator's decision on a request in ``needs_review``; returns its view."""
+        with self.db.write() as s:
+            req = get_request(s, public_id)
+            done = resolve(s, req, action, method, overrides)
+            view = request_view(s, req)
+        store = version_store(self.settings.checkpoints_dir)
+        for sha in done.delete:
+            store.delete(sha)
+        self.dispatch()
+        return view
 
     def delete(
         self, req: DeletionInput, idempotency_key: str | None = None

@@ -16,8 +16,10 @@ from sqlalchemy import select
 
 from models.adapters import AdaptedEncoder
 from models.ensemble import EnsemblePredictor
+from service.approximate.serving import LiveVersion, load_live
+from service.approximate.store import version_store
 from service.core import Service
-from service.db.tables import ModelRow
+from service.db.tables import DatasetRow, ModelRow
 from service.jobs.shards import make_encoder
 from service.lineage.errors import Conflict, NotFound, Unavailable, Unprocessable
 from service.lineage.served import Route, served
@@ -31,15 +33,18 @@ class Prediction:
     probabilities: list[list[float]]
     routing_version: int
     routes: list[Route]
+    model_version: int | None = None  # approximate models: the live version that answered
+    completions: list[str] | None = None  # the language model's answer
 
 
 @dataclass
 class _Loaded:
     version: int
-    predictor: EnsemblePredictor
+    predictor: EnsemblePredictor | LiveVersion
     label_names: list[str]
     kind: str
     routes: list[Route]
+    model_version: int | None = None
 
 
 class ModelServer:
@@ -66,16 +71,10 @@ class ModelServer:
             loaded = self._current(model_id, version)
             _check_inputs(inputs, loaded.kind)
             with self._model_locks[model_id]:
-                logits = loaded.predictor.logits(list(inputs))
+                answer = _answer(loaded, inputs)
             after = self.routing_version(model_id)
             if after == loaded.version:
-                probs = torch.softmax(logits, dim=-1)
-                return Prediction(
-                    labels=[loaded.label_names[i] for i in probs.argmax(dim=-1).tolist()],
-                    probabilities=[[round(p, 6) for p in row] for row in probs.tolist()],
-                    routing_version=loaded.version,
-                    routes=loaded.routes,
-                )
+                return answer
             version = after
         raise Unavailable("routing kept changing during the prediction; retry")
 
@@ -91,6 +90,19 @@ class ModelServer:
 
     def _load(self, model_id: int) -> _Loaded:
         with self.service.db.snapshot() as s:
+            model = s.get(ModelRow, model_id)
+            if model is not None and model.kind == "approximate":
+                dataset = s.get(DatasetRow, model.dataset_id)
+                assert dataset is not None
+                live = load_live(s, model, version_store(self.service.settings.checkpoints_dir))
+                return _Loaded(
+                    model.routing_version,
+                    live,
+                    list(dataset.label_names),
+                    dataset.kind,
+                    [],
+                    live.version,
+                )
             now = served(s, model_id)
         if not now.members:
             if now.status in ("pending", "training"):
@@ -107,6 +119,27 @@ class ModelServer:
             max_length=now.config.max_length,
         )
         return _Loaded(now.version, predictor, now.label_names, now.kind, now.routes)
+
+
+def _answer(loaded: _Loaded, inputs: Sequence[object]) -> Prediction:
+    predictor = loaded.predictor
+    if isinstance(predictor, LiveVersion) and predictor.family.task == "lm":
+        return Prediction(
+            [],
+            [],
+            loaded.version,
+            [],
+            loaded.model_version,
+            predictor.complete(list(inputs)),  # type: ignore[arg-type]
+        )
+    probs = torch.softmax(predictor.logits(list(inputs)), dim=-1)
+    return Prediction(
+        labels=[loaded.label_names[i] for i in probs.argmax(dim=-1).tolist()],
+        probabilities=[[round(p, 6) for p in row] for row in probs.tolist()],
+        routing_version=loaded.version,
+        routes=loaded.routes,
+        model_version=loaded.model_version,
+    )
 
 
 def _check_inputs(inputs: Sequence[object], kind: str) -> None:

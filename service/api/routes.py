@@ -12,7 +12,14 @@ from sqlalchemy import select
 
 from models.config import TrainConfig
 from models.data import import_bytes
-from service.api.schemas import DeletionCreate, ModelCreate, PredictRequest
+from service.api.schemas import (
+    ApproximateModelCreate,
+    DeletionCreate,
+    ModelCreate,
+    PredictRequest,
+    ResolveRequest,
+)
+from service.approximate.registry import ApproximateSpec
 from service.core import Service
 from service.db.tables import DeletionRequestRow
 from service.lineage.datasets import get_dataset, summarize
@@ -24,7 +31,15 @@ from service.serving import ModelServer
 
 router = APIRouter(prefix="/v1")
 KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-STATES = ("received", "effective", "retraining", "completed", "failed")
+STATES = (
+    "received",
+    "effective",
+    "retraining",
+    "unlearning",
+    "needs_review",
+    "completed",
+    "failed",
+)
 
 
 def _service(request: Request) -> Service:
@@ -95,6 +110,20 @@ def create_model(request: Request, response: Response, body: ModelCreate) -> dic
         return model_status(s, get_model(s, model_id))
 
 
+@router.post("/models/approximate", status_code=status.HTTP_202_ACCEPTED)
+def create_approximate_model(
+    request: Request, response: Response, body: ApproximateModelCreate
+) -> dict[str, Any]:
+    """Register a model trained normally on all the data; a deletion runs its unlearning
+    method and publishes a new version (or asks for review when the evidence is flagged)."""
+    spec = ApproximateSpec(**body.model_dump(exclude={"dataset"}))
+    svc = _service(request)
+    model_id = svc.create_approximate_model(body.dataset, spec)
+    response.headers["Location"] = f"/v1/models/{model_id}"
+    with svc.db.read() as s:
+        return model_status(s, get_model(s, model_id))
+
+
 @router.get("/models/{model_id}")
 def read_model(request: Request, model_id: int) -> dict[str, Any]:
     with _service(request).db.read() as s:
@@ -104,12 +133,17 @@ def read_model(request: Request, model_id: int) -> dict[str, Any]:
 @router.post("/models/{model_id}/predict")
 def predict(request: Request, model_id: int, body: PredictRequest) -> dict[str, Any]:
     result = _server(request).predict(model_id, body.inputs)
-    return {
+    answer: dict[str, Any] = {
         "labels": result.labels,
         "probabilities": result.probabilities,
         "routing_version": result.routing_version,
         "routes": [r.__dict__ for r in result.routes],
     }
+    if result.model_version is not None:
+        answer["model_version"] = result.model_version
+    if result.completions is not None:
+        answer["completions"] = result.completions
+    return answer
 
 
 @router.post("/deletions", status_code=status.HTTP_202_ACCEPTED)
@@ -141,6 +175,13 @@ def create_deletion(
 def read_deletion(request: Request, public_id: str) -> dict[str, Any]:
     with _service(request).db.read() as s:
         return request_view(s, get_request(s, public_id))
+
+
+@router.post("/deletions/{public_id}/resolve")
+def resolve_deletion(request: Request, public_id: str, body: ResolveRequest) -> dict[str, Any]:
+    """Decide a request in ``needs_review``: ``accept`` the flagged version, try another
+    ``method``, or order the exact ``retrain`` from scratch (409 unless in review)."""
+    return _service(request).resolve(public_id, body.action, body.method, body.params)
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -54,3 +54,31 @@ class DeletionCreate(Strict):
         if (self.subject_id is None) == (self.record_ids is None):
             raise ValueError("give exactly one of subject_id and record_ids")
         return self
+
+
+class ApproximateModelCreate(Strict):
+    """A model trained on all its data at once and unlearned approximately on deletion."""
+
+    dataset: str = Field(min_length=1, max_length=200)
+    family: Literal["cnn-mnist", "minilm-lora-all", "gpt2-tiny"]
+    eval_dataset: str = Field(
+        min_length=1, max_length=200, description="held-out dataset the evidence compares with"
+    )
+    method: str | None = Field(
+        None, max_length=32, description="unlearning method (default: l1-sparse / NPO for the LM)"
+    )
+    family_params: dict[str, int | float] = Field(default_factory=dict)
+    method_params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 0
+    auc_margin: float = Field(0.05, ge=0, le=0.5)
+    max_test_drop: float = Field(5.0, ge=0, le=100)
+    max_retain_nll_rise: float = Field(0.10, ge=0)
+    evidence_retain: int = Field(1000, ge=1, le=100_000)
+
+
+class ResolveRequest(Strict):
+    """An operator's decision on a request in ``needs_review``."""
+
+    action: Literal["accept", "method", "retrain"]
+    method: str | None = Field(None, max_length=32, description="with action 'method'")
+    params: dict[str, Any] | None = Field(None, description="the method's hyperparameters")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.approximate.certify import approximate_entry
 from service.audit import log as audit
 from service.audit.jcs import canonical
 from service.audit.keys import verify
@@ -57,6 +58,10 @@ def certificate_body(
         s.scalars(select(RecordRow.content_sha256).where(RecordRow.erased_by == req.id))
     )
     assert req.completed_at is not None
+    models = _models(s, req)
+    method = "exact"
+    if any(not m.get("exact", True) for m in models):
+        method = "approximate"
     return {
         "certificate": KIND,
         "version": VERSION,
@@ -70,8 +75,8 @@ def certificate_body(
         "completed_at": _iso(req.completed_at),
         "due_at": _iso(req.due_at),
         "deadline_met": req.completed_at <= req.due_at,
-        "method": "exact",
-        "models": _models(s, req),
+        "method": method,
+        "models": models,
         "chain": {"seq": completed.seq, "hash": completed.hash},
     }
 
@@ -93,6 +98,9 @@ def _models(s: Session, req: DeletionRequestRow) -> list[dict[str, Any]]:
     for model_id, version in versions:
         model = s.get(ModelRow, model_id)
         assert model is not None
+        if model.kind == "approximate":
+            out.append(approximate_entry(s, req, model, version))
+            continue
         out.append(
             {
                 "model": model_id,

@@ -13,7 +13,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from service.db.base import Base, UTCDateTime, utcnow
@@ -54,6 +64,11 @@ class ModelRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
+    # "s3t" (exact: shards, slices, sequences) or "approximate" (one network trained on all
+    # the data, unlearned by ``method``; see ModelVersionRow).
+    kind: Mapped[str] = mapped_column(String(16), default="s3t", server_default=text("'s3t'"))
+    family: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     error: Mapped[str | None] = mapped_column(Text)
     n_shards: Mapped[int] = mapped_column(Integer)
@@ -207,6 +222,8 @@ class JobRow(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # What the finished job proved, e.g. a retrain's from-scratch hash comparison.
     evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What an ``unlearn`` job runs: method name and hyperparameter overrides.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class DeletionJobRow(Base):
@@ -248,3 +265,44 @@ class CertificateRow(Base):
     sha256: Mapped[str] = mapped_column(SHA)
     document: Mapped[str] = mapped_column(Text)
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelVersionRow(Base):
+    """One set of weights of an approximate model: trained (version 1), unlearned or
+    retrained. ``state``: ``live`` (served; one per model), ``candidate`` (flagged, waits for
+    review), ``retired`` (replaced) or ``rejected``. ``data_version`` is the model's routing
+    version whose erasures the weights account for (exactly when ``exact``)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(SHA)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id"))
+    method: Mapped[str] = mapped_column(String(32))
+    exact: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16))
+    data_version: Mapped[int] = mapped_column(Integer)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Held-out scores of these weights, computed once and reused by the next deletion.
+    held_out: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ForgetPayloadRow(Base):
+    """Quarantine: the payload of an erased record that an approximate model must unlearn.
+
+    Written in the accepting transaction (which nulls ``records.payload``), read only by the
+    request's ``unlearn`` jobs, deleted in the transaction that completes or fails it."""
+
+    __tablename__ = "forget_payloads"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("deletion_requests.id"), primary_key=True)
+    record_pk: Mapped[int] = mapped_column(ForeignKey("records.id"), primary_key=True)
+    label: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)

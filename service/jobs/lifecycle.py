@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.engine import Database
-from service.db.tables import DeletionEventRow, DeletionJobRow, DeletionRequestRow, JobRow
+from service.db.tables import (
+    DeletionEventRow,
+    DeletionJobRow,
+    DeletionRequestRow,
+    ForgetPayloadRow,
+    JobRow,
+)
 
 LEASE = dt.timedelta(seconds=120)
 MAX_ATTEMPTS = 3
@@ -105,7 +112,8 @@ def fail(db: Database, job_id: int, attempt: int, error: str) -> str:
 
 def settle(s: Session, job_ids: Iterable[int]) -> None:
     """Requests linked to these jobs become ``completed`` when every job they wait on is
-    done or superseded (its successor is linked too), ``failed`` when one failed."""
+    done or superseded (its successor is linked too), ``failed`` when one failed. A request
+    in ``needs_review`` waits for an operator (``service.approximate.review``)."""
     now = utcnow()
     request_ids = set(
         s.scalars(select(DeletionJobRow.request_id).where(DeletionJobRow.job_id.in_(list(job_ids))))
@@ -113,7 +121,7 @@ def settle(s: Session, job_ids: Iterable[int]) -> None:
     for rid in sorted(request_ids):
         req = s.get(DeletionRequestRow, rid)
         assert req is not None
-        if req.state in ("completed", "failed"):
+        if req.state in ("completed", "failed", "needs_review"):
             continue
         states = list(
             s.scalars(
@@ -123,10 +131,10 @@ def settle(s: Session, job_ids: Iterable[int]) -> None:
             )
         )
         if "failed" in states:
-            _transition(s, req, "failed", now)
+            transition(s, req, "failed", now)
         elif all(state in ("done", "superseded") for state in states):
             req.completed_at = now
-            _transition(s, req, "completed", now)
+            transition(s, req, "completed", now)
 
 
 def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime) -> None:
@@ -135,13 +143,33 @@ def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime)
         .join(DeletionJobRow, DeletionJobRow.request_id == DeletionRequestRow.id)
         .where(DeletionJobRow.job_id.in_(job_ids), DeletionRequestRow.state == "effective")
     ):
-        _transition(s, req, state, now)
+        transition(s, req, state, now)
 
 
-def _transition(s: Session, req: DeletionRequestRow, state: str, now: dt.datetime) -> None:
+def transition(
+    s: Session,
+    req: DeletionRequestRow,
+    state: str,
+    now: dt.datetime,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Move the request to ``state``: timeline row, audit event, and on completion or
+    failure the purge of its quarantined payloads (then, on completion, its certificate)."""
     req.state = state
-    s.add(DeletionEventRow(request_id=req.id, state=state, at=now))
-    ref = audit.append(s, f"request.{state}", {"request": req.public_id}, at=now)
+    s.add(DeletionEventRow(request_id=req.id, state=state, at=now, detail=detail))
+    if state in ("completed", "failed"):
+        purged = s.execute(delete(ForgetPayloadRow).where(ForgetPayloadRow.request_id == req.id))
+        if purged.rowcount:  # type: ignore[attr-defined]
+            audit.append(
+                s,
+                "forget_payloads.purged",
+                {"request": req.public_id, "n_records": purged.rowcount},  # type: ignore[attr-defined]
+                at=now,
+            )
+    data: dict[str, Any] = {"request": req.public_id}
+    if detail:
+        data.update(detail)
+    ref = audit.append(s, f"request.{state}", data, at=now)
     if state == "completed":
         s.flush()
         certificates.issue(s, req, ref)

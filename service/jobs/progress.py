@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +12,7 @@ from models.progress import NULL_PROGRESS, Advance, Progress
 from service.db.engine import Database
 from service.jobs.lifecycle import heartbeat
 
+log = logging.getLogger(__name__)
 INTERVAL_S = 5.0
 
 
@@ -42,3 +45,26 @@ class JobProgress:
 
             yield advance
         self.beat(force=True)
+
+
+@contextmanager
+def beating(tracker: JobProgress, every_s: float = 20.0) -> Iterator[None]:
+    """Keep the heartbeat going through work that reports no progress (a family's own
+    training loop), so the reconciler does not take a live job for a dead one."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every_s):
+            try:
+                tracker.beat(force=True)
+            except Exception:
+                log.warning("job %s: heartbeat failed; stopping it", tracker.job_id, exc_info=True)
+                return
+
+    thread = threading.Thread(target=loop, name=f"heartbeat-{tracker.job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

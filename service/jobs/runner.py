@@ -17,6 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import or_, select, update
 
 from models.progress import NULL_PROGRESS, Progress
+from service.approximate.jobs import run_fit, run_unlearn
 from service.db.base import utcnow
 from service.db.engine import Database
 from service.db.tables import JobRow
@@ -26,7 +27,7 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-RUNNERS = {"train": run_train, "retrain": run_retrain}
+RUNNERS = {"train": run_train, "retrain": run_retrain, "fit": run_fit, "unlearn": run_unlearn}
 Send = Callable[[int, str], None]
 
 

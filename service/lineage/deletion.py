@@ -29,6 +29,7 @@ from sqlalchemy import and_, select, text
 from sqlalchemy.orm import Session
 
 from models.config import canonical_json
+from service.approximate.deletion import quarantine, queue_unlearning
 from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
@@ -211,11 +212,12 @@ def accept_deletion(
         },
         at=now,
     )
+    quarantine(session, request.id, active)  # what approximate models must still unlearn
     for r in active:
         r.state, r.payload, r.erased_at, r.erased_by = "erased", None, now, request.id
     request.n_records = len(active)
     session.flush()
-    cuts, jobs, retired = _cut_models(session, request, [r.id for r in active])
+    cuts, jobs, retired, unlearning = _cut_models(session, request, [r.id for r in active])
     request.cut = cuts
     request.state = "effective" if jobs else "completed"
     request.effective_at = now
@@ -234,6 +236,12 @@ def accept_deletion(
         {"request": request.public_id, "cut": cuts, "retired": sorted(retired)},
         at=now,
     )
+    if unlearning:
+        # Erased from storage and from every exact model; approximate models still serve
+        # weights trained on the records until their unlearned version is published.
+        request.state = "unlearning"
+        session.add(DeletionEventRow(request_id=request.id, state="unlearning", at=now))
+        audit.append(session, "request.unlearning", {"request": request.public_id}, at=now)
     if not jobs:
         request.completed_at = now
         session.add(DeletionEventRow(request_id=request.id, state="completed", at=now))
@@ -255,16 +263,18 @@ def accept_deletion(
 
 def _cut_models(
     session: Session, request: DeletionRequestRow, record_pks: list[int]
-) -> tuple[list[dict[str, object]], set[int], list[str]]:
-    """Step 3 for every model holding the records; returns (cuts, job ids, retired shas)."""
+) -> tuple[list[dict[str, object]], set[int], list[str], bool]:
+    """Step 3 for every model holding the records; returns (cuts, job ids, retired shas,
+    whether an approximate model must unlearn)."""
     if not record_pks:
-        return [], set(), []
+        return [], set(), [], False
     by_model: dict[int, list[PlacementRow]] = defaultdict(list)
     for p in session.scalars(select(PlacementRow).where(PlacementRow.record_pk.in_(record_pks))):
         by_model[p.model_id].append(p)
     cuts: list[dict[str, object]] = []
     jobs: set[int] = set()
     retired: list[str] = []
+    unlearning = False
     for model_id in sorted(by_model):
         model = get_model(session, model_id, lock=True)
         if model.status == "failed":
@@ -278,6 +288,10 @@ def _cut_models(
             counter = session.get(SliceRow, (model_id, p.shard, p.slice))
             assert counter is not None
             counter.n_erased += 1
+        if model.kind == "approximate":
+            jobs.add(queue_unlearning(session, model, request))
+            unlearning = True
+            continue
         for shard, slices in sorted(deleted.items()):
             retired += _retire(session, model_id, shard, slices)
             for seq in shard_sequences(session, model_id, shard):
@@ -315,7 +329,7 @@ def _cut_models(
             if train is not None and train.state in ("queued", "running"):
                 _link(session, request.id, train.id)
                 jobs.add(train.id)
-    return cuts, jobs, retired
+    return cuts, jobs, retired, unlearning
 
 
 def _retire(session: Session, model_id: int, shard: int, slices: set[int]) -> list[str]:

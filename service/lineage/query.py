@@ -15,6 +15,7 @@ from service.db.tables import (
     DeletionRequestRow,
     JobRow,
     ModelRow,
+    ModelVersionRow,
     PlacementRow,
     RecordRow,
     RoutingRow,
@@ -90,6 +91,8 @@ def _served_checkpoints(s: Session) -> set[int]:
 
 
 def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
+    if model.kind == "approximate":
+        return approximate_status(s, model)
     routes = {
         r.shard: r for r in s.scalars(select(RoutingRow).where(RoutingRow.model_id == model.id))
     }
@@ -119,13 +122,9 @@ def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
                 ],
             }
         )
-    jobs = s.scalars(
-        select(JobRow)
-        .where(JobRow.model_id == model.id, JobRow.state.in_(("queued", "running")))
-        .order_by(JobRow.id)
-    )
     return {
         "id": model.id,
+        "kind": model.kind,
         "status": model.status,
         "error": model.error,
         "routing_version": model.routing_version,
@@ -135,8 +134,39 @@ def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
         "selection": model.selection,
         "config_hash": model.config_hash,
         "shards": shards,
-        "jobs": [job_view(j) for j in jobs],
+        "jobs": [job_view(j) for j in _open_jobs(s, model)],
     }
+
+
+def approximate_status(s: Session, model: ModelRow) -> dict[str, Any]:
+    from service.approximate.versions import version_view, versions
+
+    rows = versions(s, model.id)
+    live = next((v.version for v in rows if v.state == "live"), None)
+    return {
+        "id": model.id,
+        "kind": "approximate",
+        "status": model.status,
+        "error": model.error,
+        "routing_version": model.routing_version,
+        "family": model.family,
+        "method": model.method,
+        "config": dict(model.config),
+        "config_hash": model.config_hash,
+        "live_version": live,
+        "versions": [version_view(v) for v in rows],
+        "jobs": [job_view(j) for j in _open_jobs(s, model)],
+    }
+
+
+def _open_jobs(s: Session, model: ModelRow) -> list[JobRow]:
+    return list(
+        s.scalars(
+            select(JobRow)
+            .where(JobRow.model_id == model.id, JobRow.state.in_(("queued", "running")))
+            .order_by(JobRow.id)
+        )
+    )
 
 
 def job_view(job: JobRow) -> dict[str, Any]:
@@ -146,6 +176,7 @@ def job_view(job: JobRow) -> dict[str, Any]:
         "state": job.state,
         "sequence_id": job.sequence_id,
         "from_step": job.from_step,
+        "params": job.params,
         "attempts": job.attempts,
         "progress": {"done": job.progress_done, "total": job.progress_total},
         "error": None if job.error is None else job.error.strip().splitlines()[-1],
@@ -158,15 +189,19 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
         .where(DeletionEventRow.request_id == req.id)
         .order_by(DeletionEventRow.id)
     )
-    jobs = s.scalars(
-        select(JobRow)
-        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-        .where(DeletionJobRow.request_id == req.id)
-        .order_by(JobRow.id)
+    jobs = list(
+        s.scalars(
+            select(JobRow)
+            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+            .where(DeletionJobRow.request_id == req.id)
+            .order_by(JobRow.id)
+        )
     )
+    unlearning = _unlearning(s, [j for j in jobs if j.kind == "unlearn"])
     return {
         "id": req.public_id,
         "state": req.state,
+        "method": _method(unlearning),
         "outcome": req.outcome,
         "reason": req.reason,
         "dataset": req.dataset,
@@ -180,7 +215,40 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
         "due_at": req.due_at.isoformat(),
         "timeline": [{"state": e.state, "at": e.at.isoformat()} for e in events],
         "jobs": [job_view(j) for j in jobs],
+        "unlearning": unlearning,
     }
+
+
+def _method(unlearning: list[dict[str, Any]]) -> str:
+    """``approximate`` when a version that is (or was) served, or one still being made, comes
+    from an approximate method; rejected versions do not count."""
+    counted = [u for u in unlearning if (u["version"] or {}).get("state") != "rejected"]
+    return "approximate" if any(not u["exact"] for u in counted) else "exact"
+
+
+def _unlearning(s: Session, jobs: list[JobRow]) -> list[dict[str, Any]]:
+    """Per ``unlearn`` job of the request: the method, and the version it made with its
+    evidence and flags (``exact`` while it runs says what the method promises)."""
+    from models.approximate.methods import get_method
+    from service.approximate.versions import version_view
+
+    out = []
+    for job in jobs:
+        method = str((job.params or {}).get("method"))
+        row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.job_id == job.id))
+        item: dict[str, Any] = {
+            "model": job.model_id,
+            "job": job.id,
+            "job_state": job.state,
+            "method": method,
+            "exact": get_method(method).exact,
+            "version": None if row is None else version_view(row),
+        }
+        if row is None and job.evidence:
+            item["note"] = job.evidence.get("note")
+            item["exact"] = bool(job.evidence.get("exact", item["exact"]))
+        out.append(item)
+    return out
 
 
 def get_request(s: Session, public_id: str) -> DeletionRequestRow:

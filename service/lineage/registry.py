@@ -14,6 +14,7 @@ from models.backbones import fit_problem
 from models.config import TrainConfig
 from service.audit import log as audit
 from service.db.tables import (
+    DatasetRow,
     JobRow,
     ModelRow,
     PlacementRow,
@@ -77,17 +78,9 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
             f"{len(empty)} of {spec.n_shards * config.n_slices} slices would be empty "
             f"(first: shard {empty[0][0]} slice {empty[0][1]}); use fewer shards or slices"
         )
-    eval_id = None
-    if spec.eval_dataset is not None:
-        held_out = get_dataset(session, spec.eval_dataset)
-        if held_out.id == dataset.id:
-            raise Unprocessable("the held-out dataset must not be the training dataset")
-        if held_out.kind != dataset.kind or held_out.label_names != dataset.label_names:
-            raise Unprocessable(
-                f"held-out dataset {spec.eval_dataset!r} must have the training dataset's kind "
-                f"and labels ({dataset.kind}, {dataset.label_names})"
-            )
-        eval_id = held_out.id
+    eval_id = (
+        None if spec.eval_dataset is None else held_out_id(session, dataset, spec.eval_dataset)
+    )
     probs = None
     if spec.deletion_probs is not None:
         if len(spec.deletion_probs) != config.n_slices:
@@ -153,6 +146,27 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
         },
     )
     return model
+
+
+def held_out_id(session: Session, dataset: DatasetRow, name: str) -> int:
+    """The id of held-out dataset ``name``, checked against the training ``dataset``."""
+    held_out = get_dataset(session, name)
+    if held_out.id == dataset.id:
+        raise Unprocessable("the held-out dataset must not be the training dataset")
+    if held_out.kind != dataset.kind or held_out.label_names != dataset.label_names:
+        raise Unprocessable(
+            f"held-out dataset {name!r} must have the training dataset's kind "
+            f"and labels ({dataset.kind}, {dataset.label_names})"
+        )
+    return held_out.id
+
+
+def place_in_one_cell(session: Session, model_id: int, record_pks: list[int]) -> None:
+    """Placements of a model trained on all its records at once (shard 0, slice 0)."""
+    rows = [{"model_id": model_id, "record_pk": pk, "shard": 0, "slice": 0} for pk in record_pks]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(PlacementRow), rows[start : start + 5000])
+    session.add(SliceRow(model_id=model_id, shard=0, slice=0, n_records=len(rows)))
 
 
 def get_model(session: Session, model_id: int, *, lock: bool = False) -> ModelRow:

@@ -1,0 +1,77 @@
+"""The evidence of an approximate deletion, per task, and the held-out scores cached on every
+model version (so a deletion scores only the new weights, never the old ones again)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from models.approximate.base import Family
+from models.approximate.evidence import classifier_evidence, scores
+from models.approximate.lm_evidence import lm_evidence, mean_nll, token_logprobs
+from service.approximate.data import Rows
+
+
+def version_scores(
+    family: Family, model: nn.Module, retain: Rows, held_out: Rows, config: dict[str, Any]
+) -> dict[str, float]:
+    """What later evidence compares against: held-out accuracy (classifiers) or retain and
+    held-out NLL (language model, on the same retain sample the evidence uses)."""
+    if family.task == "classifier":
+        correct = scores(family, model, held_out.examples(family)).correct
+        return {"TA": round(float(100 * correct.mean()), 2)}
+    sample = retain.head(int(config["evidence_retain"]))
+    return {
+        "retain_nll": round(mean_nll(token_logprobs(family, model, sample.inputs)), 4),  # type: ignore[arg-type]
+        "held_out_nll": round(mean_nll(token_logprobs(family, model, held_out.inputs)), 4),  # type: ignore[arg-type]
+    }
+
+
+def measure(
+    family: Family,
+    model: nn.Module,
+    forget: Rows,
+    retain: Rows,
+    held_out: Rows,
+    parent_scores: dict[str, Any] | None,
+    config: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """(evidence with its two-sided flags, the new weights' cached scores)."""
+    parent_scores = parent_scores or {}
+    sample = retain.head(int(config["evidence_retain"]))
+    if family.task == "classifier":
+        ev: dict[str, Any] = dict(
+            classifier_evidence(
+                family,
+                model,
+                forget.examples(family),
+                sample.examples(family),
+                held_out.examples(family),
+                original_test_accuracy=parent_scores.get("TA"),
+                auc_margin=float(config["auc_margin"]),
+                max_test_drop=float(config["max_test_drop"]),
+            )
+        )
+        if "TA" in parent_scores:
+            ev["TA_before"] = parent_scores["TA"]
+        return ev, {"TA": float(ev["TA"])}
+    ev = dict(
+        lm_evidence(
+            family,  # type: ignore[arg-type]
+            model,
+            [str(t) for t in forget.inputs],
+            [str(t) for t in sample.inputs],
+            [str(t) for t in held_out.inputs],
+            original_retain_nll=parent_scores.get("retain_nll"),
+            auc_margin=float(config["auc_margin"]),
+            max_retain_nll_rise=float(config["max_retain_nll_rise"]),
+        )
+    )
+    if "retain_nll" in parent_scores:
+        ev["retain_nll_before"] = parent_scores["retain_nll"]
+    return ev, {"retain_nll": float(ev["retain_nll"]), "held_out_nll": float(ev["held_out_nll"])}
+
+
+def flagged(evidence: dict[str, Any]) -> bool:
+    return bool(evidence.get("under_unlearning") or evidence.get("over_unlearning"))

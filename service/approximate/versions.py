@@ -1,0 +1,100 @@
+"""An approximate model's versions: which one is live, publishing another, and their views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.audit import log as audit
+from service.db.base import utcnow
+from service.db.tables import ModelRow, ModelVersionRow
+
+
+def live_version(s: Session, model_id: int) -> ModelVersionRow | None:
+    return s.scalar(
+        select(ModelVersionRow).where(
+            ModelVersionRow.model_id == model_id, ModelVersionRow.state == "live"
+        )
+    )
+
+
+def next_version(s: Session, model_id: int) -> int:
+    top = s.scalar(
+        select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model_id)
+    )
+    return 1 if top is None else top + 1
+
+
+def publish(s: Session, model: ModelRow, row: ModelVersionRow) -> str | None:
+    """Make ``row`` the live version (model row locked by the caller): the old one retires
+    and the routing version moves, so every server reloads. Returns the retired weights'
+    sha256, whose file the caller deletes after the commit (they hold the erased data)."""
+    now = utcnow()
+    old = live_version(s, model.id)
+    if old is not None:
+        old.state, old.retired_at = "retired", now
+    row.state, row.published_at = "live", now
+    model.routing_version += 1
+    s.flush()
+    audit.append(
+        s,
+        "model.version.published",
+        {
+            "model": model.id,
+            "version": row.version,
+            "sha256": row.sha256,
+            "method": row.method,
+            "exact": row.exact,
+            "replaces": None if old is None else old.version,
+            "routing_version": model.routing_version,
+        },
+        at=now,
+    )
+    if old is None or _shared(s, old.sha256):
+        return None
+    return old.sha256
+
+
+def _shared(s: Session, sha256: str) -> bool:
+    """Whether a live or candidate version still uses these weights (e.g. a no-op method)."""
+    return (
+        s.scalar(
+            select(func.count())
+            .select_from(ModelVersionRow)
+            .where(
+                ModelVersionRow.sha256 == sha256,
+                ModelVersionRow.state.in_(("live", "candidate")),
+            )
+        )
+        or 0
+    ) > 0
+
+
+def unused_weights(s: Session, sha256: str) -> bool:
+    return not _shared(s, sha256)
+
+
+def version_view(row: ModelVersionRow) -> dict[str, Any]:
+    return {
+        "version": row.version,
+        "state": row.state,
+        "method": row.method,
+        "exact": row.exact,
+        "sha256": row.sha256,
+        "data_version": row.data_version,
+        "evidence": row.evidence,
+        "created_at": row.created_at.isoformat(),
+        "published_at": None if row.published_at is None else row.published_at.isoformat(),
+    }
+
+
+def versions(s: Session, model_id: int) -> list[ModelVersionRow]:
+    return list(
+        s.scalars(
+            select(ModelVersionRow)
+            .where(ModelVersionRow.model_id == model_id)
+            .order_by(ModelVersionRow.version)
+        )
+    )
