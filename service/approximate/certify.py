@@ -79,7 +79,7 @@ def approximate_entry(
         .where(ForgetPayloadRow.request_id == req.id)
     )
     evidence = final.get("evidence") or {}
-    return decimal_strings(
+    entry: dict[str, Any] = decimal_strings(
         {
             "model": model.id,
             "kind": "approximate",
@@ -101,3 +101,4 @@ def approximate_entry(
             "forget_payloads_purged": left == 0,
         }
     )
+    return entry

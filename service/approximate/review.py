@@ -60,11 +60,9 @@ def resolve(
             continue
         row.state = "rejected"
         delete.append(row.sha256)
-        name = (
-            "Retrain"
-            if action == "retrain"
-            else check_method(_family(model), method, overrides or {})
-        )  # type: ignore[arg-type]
+        name = "Retrain"
+        if method is not None:
+            name = check_method(_family(model), method, overrides or {})
         jobs.append(queue_unlearning(s, model, req, name, overrides or {}))
     detail = {"action": action, "method": method if action == "method" else None}
     audit.append(s, "request.reviewed", {"request": req.public_id, **detail}, at=now)

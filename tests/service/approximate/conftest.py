@@ -20,9 +20,7 @@ def image_dataset(n: int, seed: int, name: str, n_subjects: int = 0) -> Dataset:
     records = []
     for i in range(n):
         label = i % 10
-        pixels = tuple(
-            min(1.0, max(0.0, p + rng.gauss(0, 0.35))) for p in prototypes[label]
-        )
+        pixels = tuple(min(1.0, max(0.0, p + rng.gauss(0, 0.35))) for p in prototypes[label])
         subject = f"subject-{i // 3}" if i < 3 * n_subjects else None
         records.append(Record(f"{name}-{i:04d}", subject, label, features=pixels))
     return Dataset(name=name, records=tuple(records), label_names=tuple(str(d) for d in range(10)))
