@@ -56,6 +56,7 @@ def measure(
         if "TA" in parent_scores:
             ev["TA_before"] = parent_scores["TA"]
         return ev, {"TA": float(ev["TA"])}
+    prefix, continuation = _decoding(int(family.max_length))  # type: ignore[attr-defined]
     ev = dict(
         lm_evidence(
             family,  # type: ignore[arg-type]
@@ -63,6 +64,8 @@ def measure(
             [str(t) for t in forget.inputs],
             [str(t) for t in sample.inputs],
             [str(t) for t in held_out.inputs],
+            prefix_tokens=prefix,
+            continuation_tokens=continuation,
             original_retain_nll=parent_scores.get("retain_nll"),
             auc_margin=float(config["auc_margin"]),
             max_retain_nll_rise=float(config["max_retain_nll_rise"]),
@@ -71,6 +74,15 @@ def measure(
     if "retain_nll" in parent_scores:
         ev["retain_nll_before"] = parent_scores["retain_nll"]
     return ev, {"retain_nll": float(ev["retain_nll"]), "held_out_nll": float(ev["held_out_nll"])}
+
+
+def _decoding(window: int) -> tuple[int, int]:
+    """Prefix and continuation lengths of the verbatim test: 24 + 16 tokens where the model's
+    window (plus its last target) holds them, else half and half of what it holds."""
+    if window + 1 >= 40:
+        return 24, 16
+    prefix = (window + 1) // 2
+    return prefix, window + 1 - prefix
 
 
 def flagged(evidence: dict[str, Any]) -> bool:

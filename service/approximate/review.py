@@ -63,6 +63,11 @@ def resolve(
         name = "Retrain"
         if method is not None:
             name = check_method(_family(model), method, overrides or {})
+            if name == "SSD" and model.method != "SSD":
+                raise Unprocessable(
+                    "SSD needs the training data's importances, stored only for models "
+                    f"registered with method SSD (model {model.id} uses {model.method})"
+                )
         jobs.append(queue_unlearning(s, model, req, name, overrides or {}))
     detail = {"action": action, "method": method if action == "method" else None}
     audit.append(s, "request.reviewed", {"request": req.public_id, **detail}, at=now)

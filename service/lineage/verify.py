@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from models.checkpoints import CheckpointError, LocalCheckpointStore
 from models.data import records_digest
+from service.approximate.store import version_store
+from service.approximate.verify import approximate_violations, quarantine_violations
 from service.db.tables import (
     CheckpointRow,
     JobRow,
@@ -47,8 +49,12 @@ def verify(s: Session, store: LocalCheckpointStore, caches: Path | None = None) 
     """``caches``: the activation-cache root; erased rows may remain there only while a job
     of their shard (which removes them first) is still pending."""
     report = Report()
+    versions = version_store(store.root)
     for model in s.scalars(select(ModelRow).order_by(ModelRow.id)):
         report.checked_models += 1
+        if model.kind == "approximate":
+            report.violations += approximate_violations(s, versions, model)
+            continue
         _verify_model(s, store, model, report)
         if caches is not None:
             _verify_caches(s, caches, model, report)
@@ -59,6 +65,7 @@ def verify(s: Session, store: LocalCheckpointStore, caches: Path | None = None) 
     ).all()
     for rid in erased_with_payload:
         report.violations.append(f"erased record {rid} still has its payload")
+    report.violations += quarantine_violations(s)
     for sha in s.scalars(select(CheckpointRow.sha256).where(CheckpointRow.state == "retired")):
         if store.exists(sha):
             report.violations.append(f"retired checkpoint {sha[:12]} still has its file")

@@ -120,6 +120,7 @@ def test_flagged_result_waits_for_review_then_retrain_or_accept(
         ({"action": "accept", "method": "FT"}, 422),
         ({"action": "method", "method": "no-such-method"}, 422),
         ({"action": "method", "method": "NPO", "params": {"nope": 1}}, 422),
+        ({"action": "method", "method": "SSD"}, 422),  # no importances stored at training
     ]
     for body, code in bad:
         assert client.post(f"/v1/deletions/{first['id']}/resolve", json=body).status_code == code
