@@ -28,18 +28,11 @@ from service.lineage.errors import LineageError, Unprocessable
 from service.lineage.query import certificate_document, get_request, model_status, request_view
 from service.lineage.registry import ModelSpec, get_model
 from service.serving import ModelServer
+from service.states import REQUEST_STATES
 
 router = APIRouter(prefix="/v1")
 KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-STATES = (
-    "received",
-    "effective",
-    "retraining",
-    "unlearning",
-    "needs_review",
-    "completed",
-    "failed",
-)
+STATES = REQUEST_STATES
 
 
 def _service(request: Request) -> Service:

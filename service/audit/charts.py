@@ -24,6 +24,8 @@ STATE_COLORS = {
     "received": "#9e9e9e",
     "effective": "#e6a100",
     "retraining": "#1f77b4",
+    "unlearning": "#9467bd",
+    "needs_review": "#e377c2",
     "completed": "#2ca02c",
     "failed": "#d62728",
 }
@@ -75,7 +77,7 @@ def requests_over_time(report: dict[str, Any]) -> str:
     labels = [r["start"] for r in rows]
     bottom = [0] * len(rows)
     for state, color in STATE_COLORS.items():
-        heights = [r[state] for r in rows]
+        heights = [r.get(state, 0) for r in rows]
         if any(heights):
             ax.bar(labels, heights, bottom=bottom, color=color, label=state)
             bottom = [b + h for b, h in zip(bottom, heights, strict=True)]

@@ -24,15 +24,18 @@ from service.db.base import utcnow
 from service.db.tables import (
     AuditEventRow,
     DatasetRow,
+    DeletionJobRow,
     DeletionRequestRow,
+    JobRow,
     ModelRow,
     RecordRow,
 )
+from service.states import REQUEST_STATES
 
 __all__ = ["build_report", "render_html"]
 
 REPORT_VERSION = 1
-STATES = ("received", "effective", "retraining", "completed", "failed")
+STATES = REQUEST_STATES
 DEADLINE = ("met", "missed", "open")
 TOMBSTONE_KEPT = ("record_id", "content_sha256", "subject_key", "label", "erased_at", "erased_by")
 RETENTION = (
@@ -66,7 +69,9 @@ def build_report(
         query = query.where(DeletionRequestRow.received_at >= start)
     if end is not None:
         query = query.where(DeletionRequestRow.received_at < end)
-    items = [_request(r, now) for r in session.scalars(query)]
+    rows = list(session.scalars(query))
+    unlearned = _unlearned_models(session, [r.id for r in rows])
+    items = [_request(r, now, unlearned.get(r.id, set())) for r in rows]
     served, accuracy = _events(session, start, end)
     return {
         "report_version": REPORT_VERSION,
@@ -95,9 +100,28 @@ def _seconds(a: dt.datetime, b: dt.datetime | None) -> float | None:
     return None if b is None else round((b - a).total_seconds(), 3)
 
 
-def _request(r: DeletionRequestRow, now: dt.datetime) -> dict[str, Any]:
+def _unlearned_models(session: Session, request_ids: list[int]) -> dict[int, set[int]]:
+    """Per request, the approximate models its ``unlearn`` jobs ran on (such a request cuts
+    nothing, so its models are not in ``cut``)."""
+    found: dict[int, set[int]] = {}
+    for start in range(0, len(request_ids), 500):
+        rows = session.execute(
+            select(DeletionJobRow.request_id, JobRow.model_id)
+            .join(JobRow, JobRow.id == DeletionJobRow.job_id)
+            .where(
+                DeletionJobRow.request_id.in_(request_ids[start : start + 500]),
+                JobRow.kind == "unlearn",
+            )
+        )
+        for request_id, model_id in rows:
+            found.setdefault(request_id, set()).add(int(model_id))
+    return found
+
+
+def _request(r: DeletionRequestRow, now: dt.datetime, unlearned: set[int]) -> dict[str, Any]:
     """One request; ``deadline`` is met (completed by ``due_at``), missed (completed late,
-    or not completed and past due) or open (not completed, not yet due)."""
+    or not completed and past due) or open (not completed, not yet due). ``models`` are the
+    models it cut and those that unlearned it approximately."""
     if r.completed_at is not None:
         deadline = "met" if r.completed_at <= r.due_at else "missed"
     else:
@@ -109,8 +133,8 @@ def _request(r: DeletionRequestRow, now: dt.datetime) -> dict[str, Any]:
         "subject_key": r.subject_key,
         "dataset": r.dataset,
         "n_records": r.n_records,
-        "models": sorted({int(c["model"]) for c in r.cut}),
-        "n_cut": len(r.cut),
+        "models": sorted({int(c["model"]) for c in r.cut or []} | unlearned),
+        "n_cut": len(r.cut or []),
         "received_at": r.received_at.isoformat(),
         "effective_at": _iso(r.effective_at),
         "completed_at": _iso(r.completed_at),
@@ -242,6 +266,8 @@ def _art30(session: Session) -> dict[str, Any]:
         {
             "id": m.id,
             "dataset": names.get(m.dataset_id),
+            "kind": m.kind,
+            "family": m.family,
             "status": m.status,
             "n_shards": m.n_shards,
             "n_slices": m.config.get("n_slices"),

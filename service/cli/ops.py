@@ -1,6 +1,7 @@
 """Operator commands on the lineage DB: schema, import, train, serve, worker, delete,
-requests, status, lineage, verify, openapi. Settings come from the environment
-(``service.settings``); with none set, everything lives in ``./unlearn-data`` on SQLite."""
+requests, status, lineage, verify, openapi (those of approximate models are in
+``service.cli.approximate``). Settings come from the environment (``service.settings``); with
+none set, everything lives in ``./unlearn-data`` on SQLite."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import json
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -25,6 +27,16 @@ requests_app = typer.Typer(help="Deletion requests.", no_args_is_help=True)
 
 Progress = Annotated[bool, typer.Option(help="show progress bars")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+class RequestState(StrEnum):
+    received = "received"
+    effective = "effective"
+    retraining = "retraining"
+    unlearning = "unlearning"
+    needs_review = "needs_review"
+    completed = "completed"
+    failed = "failed"
 
 
 def open_service(*, migrate_sqlite: bool = True) -> Service:
@@ -367,13 +379,23 @@ def delete(
             f"  model {cut['model']} shard {cut['shard']} sequence {cut['sequence']}: "
             f"depth {cut['from_depth']} -> {cut['to_depth']} (retrain job {cut['job']})"
         )
+    if view["state"] == "unlearning":
+        for u in view["unlearning"]:
+            out.print(
+                f"  approximate model {u['model']} will unlearn with {u['method']} "
+                f"(job {u['job']}); it serves its live version until the new one is published"
+            )
+        out.print(
+            "  a flagged result moves the request to needs_review; then: "
+            f"unlearn requests resolve {view['id']} --accept | --method NAME | --retrain"
+        )
     if not_found:
         out.print(f"  not found: {', '.join(not_found)}")
 
 
 @requests_app.command("list")
 def requests_list(
-    state: Annotated[str | None, typer.Option(help="only requests in this state")] = None,
+    state: Annotated[RequestState | None, typer.Option(help="only requests in this state")] = None,
     limit: Annotated[int, typer.Option(help="newest N")] = 20,
     as_json: AsJson = False,
 ) -> None:
@@ -386,7 +408,7 @@ def requests_list(
 
         query = select(DeletionRequestRow).order_by(DeletionRequestRow.id.desc()).limit(limit)
         if state is not None:
-            query = query.where(DeletionRequestRow.state == state)
+            query = query.where(DeletionRequestRow.state == state.value)
         svc = open_service()
         with svc.db.read() as s:
             views = [request_view(s, r) for r in s.scalars(query)]
@@ -394,12 +416,18 @@ def requests_list(
         _dump(views)
         return
     table = Table(title="deletion requests")
-    for col in ("id", "state", "records", "received", "due", "jobs"):
+    for col in ("id", "state", "method", "records", "received", "due", "jobs"):
         table.add_column(col)
     for v in views:
         jobs = " ".join(f"{j['id']}:{j['state']}" for j in v["jobs"])
         table.add_row(
-            v["id"], v["state"], str(v["n_records"]), v["received_at"][:19], v["due_at"][:10], jobs
+            v["id"],
+            v["state"],
+            v["method"],
+            str(v["n_records"]),
+            v["received_at"][:19],
+            v["due_at"][:10],
+            jobs,
         )
     out.print(table)
 
@@ -419,7 +447,7 @@ def status(
     model: Annotated[int | None, typer.Option(help="one model (default: all)")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Shards x sequences x served depth of each model, and the jobs in flight."""
+    """Each model's shards x sequences x served depth (or versions), and the jobs in flight."""
     with user_errors():
         from sqlalchemy import select
 
@@ -437,8 +465,17 @@ def status(
         _dump(views)
         return
     if not views:
-        out.print("no models yet: `unlearn import` a dataset, then `unlearn train`")
+        out.print(
+            "no models yet: `unlearn import` a dataset, then `unlearn train` "
+            "(or `unlearn train-approximate`)"
+        )
     for v in views:
+        if v["kind"] == "approximate":
+            from service.cli.approximate import print_status
+
+            print_status(v)
+            _print_jobs(v)
+            continue
         table = Table(
             title=f"model {v['id']} ({v['status']}), routing version {v['routing_version']}"
         )
@@ -455,11 +492,15 @@ def status(
             served = "dead" if sh["served_depth"] == 0 else f"depth {sh['served_depth']}"
             table.add_row(str(sh["shard"]), *cells, served)
         out.print(table)
-        for j in v["jobs"]:
-            out.print(
-                f"  job {j['id']} {j['kind']} {j['state']} "
-                f"{j['progress']['done']}/{j['progress']['total']} (attempt {j['attempts']})"
-            )
+        _print_jobs(v)
+
+
+def _print_jobs(view: dict[str, Any]) -> None:
+    for j in view["jobs"]:
+        out.print(
+            f"  job {j['id']} {j['kind']} {j['state']} "
+            f"{j['progress']['done']}/{j['progress']['total']} (attempt {j['attempts']})"
+        )
 
 
 def lineage(
@@ -505,12 +546,16 @@ def openapi() -> None:
 
 
 def register(app: typer.Typer) -> None:
+    from service.cli import approximate  # imports this module: registered here, not above
+
     app.add_typer(db_app, name="db")
     app.command("import")(import_cmd)
     app.command()(train)
+    app.command("train-approximate")(approximate.train_approximate)
     app.command()(serve)
     app.command()(worker)
     app.command()(delete)
+    requests_app.command("resolve")(approximate.requests_resolve)
     app.add_typer(requests_app, name="requests")
     app.command()(status)
     app.command()(lineage)

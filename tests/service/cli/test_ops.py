@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from service.cli.main import app
-from tests.service.conftest import SECRET, synthetic_dataset
+from tests.service.conftest import synthetic_dataset
 
 runner = CliRunner()
 TINY = ["--shards", "2", "--slices", "3", "--budget", "2", "--epochs", "1", "--rank", "4"]
@@ -17,11 +17,8 @@ TINY += ["--max-length", "24", "--no-progress"]
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("UNLEARN_HOME", str(tmp_path / "data"))
-    monkeypatch.setenv("UNLEARN_SECRET", SECRET)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+def home(cli_env: Path) -> Path:
+    tmp_path = cli_env
     lines = ["record_id,subject_id,text,label"]
     for r in synthetic_dataset().records:
         lines.append(f"{r.record_id},{r.subject_id or ''},{r.text},{r.label}")

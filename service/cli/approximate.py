@@ -1,0 +1,274 @@
+"""Approximate models from the shell: ``unlearn train-approximate`` registers and trains one,
+``unlearn requests resolve`` decides a deletion whose unlearned version was flagged for review.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from service.cli.common import fail, out, progress_bars, user_errors
+from service.cli.ops import AsJson, Progress, _dump, _run_or_wait, open_service
+
+if TYPE_CHECKING:
+    from service.approximate.review import Action
+    from service.core import Service
+
+FLAGS = ("under_unlearning", "over_unlearning")
+# Evidence figures worth a glance on one line (classifiers, then the language model).
+HEADLINE = ("UA", "TA_before", "TA", "loss_auc", "min_k_auc", "retain_nll_before", "retain_nll")
+Pairs = Annotated[
+    list[str] | None,
+    typer.Option(metavar="KEY=VALUE", help="method hyperparameter (repeat)"),
+]
+
+
+class Family(StrEnum):
+    cnn_mnist = "cnn-mnist"
+    minilm_lora_all = "minilm-lora-all"
+    gpt2_tiny = "gpt2-tiny"
+
+
+def pairs(items: list[str] | None, option: str, *, numbers_only: bool) -> dict[str, Any]:
+    """``KEY=VALUE`` options as a dict: ints, then floats; without ``numbers_only`` also
+    ``true``/``false`` and plain strings (a method's optimiser name, say)."""
+    found: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or not key or not text:
+            fail(f"{option} takes KEY=VALUE, got {item!r}")
+        if key in found:
+            fail(f"{option} {key} is given twice")
+        found[key] = _value(text, numbers_only, f"{option} {item!r}")
+    return found
+
+
+def _value(text: str, numbers_only: bool, where: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        if numbers_only:
+            fail(f"{where}: {text!r} is not a number")
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return text
+    if not math.isfinite(number):
+        fail(f"{where}: the value must be a finite number")
+    return number
+
+
+def train_approximate(
+    dataset: Annotated[str, typer.Option(help="name of an imported dataset")],
+    family: Annotated[
+        Family,
+        typer.Option(help="model family: cnn-mnist reads 28x28 numeric images, the others text"),
+    ],
+    eval_dataset: Annotated[
+        str,
+        typer.Option(help="imported held-out dataset the evidence compares the forget set with"),
+    ],
+    method: Annotated[
+        str | None,
+        typer.Option(help="unlearning method a deletion runs (default: l1-sparse; NPO for the LM)"),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="family hyperparameter, a number (repeat)"),
+    ] = None,
+    method_param: Pairs = None,
+    seed: Annotated[int, typer.Option(help="training seed")] = 0,
+    auc_margin: Annotated[
+        float | None,
+        typer.Option(min=0, max=0.5, help="flag when the attack AUC leaves 0.5 ± this [0.05]"),
+    ] = None,
+    max_test_drop: Annotated[
+        float | None,
+        typer.Option(min=0, help="classifiers: flag a held-out accuracy drop, points [5.0]"),
+    ] = None,
+    max_retain_nll_rise: Annotated[
+        float | None,
+        typer.Option(min=0, help="language model: flag a relative retain-NLL rise [0.10]"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="train now in this process (embedded) or wait for a worker")
+    ] = True,
+    progress: Progress = True,
+    as_json: AsJson = False,
+) -> None:
+    """Register an approximate model (trained on all its data at once) and train it."""
+    family_params = pairs(param, "--param", numbers_only=True)
+    method_params = pairs(method_param, "--method-param", numbers_only=False)
+    with user_errors():
+        from service.approximate.registry import ApproximateSpec
+        from service.lineage.query import model_status
+        from service.lineage.registry import get_model
+
+        spec = ApproximateSpec(
+            family=family.value,
+            eval_dataset=eval_dataset,
+            method=method,
+            family_params=family_params,
+            method_params=method_params,
+            seed=seed,
+        )
+        thresholds: dict[str, Any] = {
+            "auc_margin": auc_margin,
+            "max_test_drop": max_test_drop,
+            "max_retain_nll_rise": max_retain_nll_rise,
+        }
+        spec = dataclasses.replace(spec, **{k: v for k, v in thresholds.items() if v is not None})
+        svc = open_service()
+        model_id = svc.create_approximate_model(dataset, spec)
+        if wait:
+            _run_or_wait(svc, model_id, progress)
+        with svc.db.read() as s:
+            view = model_status(s, get_model(s, model_id))
+    if as_json:
+        _dump(view)
+        return
+    live = view["live_version"]
+    out.print(
+        f"model {model_id} ({view['family']}, unlearns with {view['method']}): {view['status']}, "
+        f"live version {live if live is not None else 'none yet'}"
+    )
+    if not wait:
+        out.print("  training is queued: `unlearn worker` runs it")
+
+
+def requests_resolve(
+    request_id: Annotated[str, typer.Argument(help="request id (in state needs_review)")],
+    accept: Annotated[
+        bool, typer.Option("--accept", help="publish the flagged version as it is")
+    ] = False,
+    retrain: Annotated[
+        bool,
+        typer.Option("--retrain", help="retrain from scratch on the remaining data (exact)"),
+    ] = False,
+    method: Annotated[
+        str | None,
+        typer.Option(help="unlearn again from the live version with this method (e.g. FT)"),
+    ] = None,
+    method_param: Pairs = None,
+    wait: Annotated[
+        bool, typer.Option(help="run the new jobs now in this process (embedded) or wait")
+    ] = True,
+    progress: Progress = True,
+    as_json: AsJson = False,
+) -> None:
+    """Decide a request in needs_review: accept, another method, or the exact retrain."""
+    chosen = [
+        name
+        for name, given in (("--accept", accept), ("--retrain", retrain), ("--method", method))
+        if given
+    ]
+    if len(chosen) != 1:
+        got = f" (got {' and '.join(chosen)})" if chosen else ""
+        fail(f"give exactly one of --accept, --retrain or --method NAME{got}")
+    overrides = pairs(method_param, "--method-param", numbers_only=False)
+    if overrides and method is None:
+        fail("--method-param goes with --method NAME")
+    action: Action = "accept" if accept else "retrain" if retrain else "method"
+    with user_errors():
+        svc = open_service()
+        view = svc.resolve(request_id, action, method, overrides or None)
+        if wait and view["state"] == "unlearning":
+            view = _finish(svc, request_id, progress)
+    if as_json:
+        _dump(view)
+        return
+    print_unlearning(view)
+
+
+def _finish(svc: Service, public_id: str, progress: bool) -> dict[str, Any]:
+    """Embedded: run the request's queued jobs here. With a broker: poll until it leaves
+    ``unlearning``. Returns the request's view."""
+    from sqlalchemy import select
+
+    from models.determinism import configure_determinism
+    from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow
+    from service.jobs.runner import run_job
+    from service.lineage.query import get_request, request_view
+
+    queued = (
+        select(JobRow.id)
+        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+        .join(DeletionRequestRow, DeletionRequestRow.id == DeletionJobRow.request_id)
+        .where(DeletionRequestRow.public_id == public_id, JobRow.state == "queued")
+        .order_by(JobRow.id)
+        .limit(1)
+    )
+    if svc.settings.embedded:
+        configure_determinism()
+        with progress_bars(progress) as bars:
+            while True:
+                with svc.db.read() as s:
+                    job_id = s.scalar(queued)
+                # A failed attempt goes back to queued until its last one: this ends.
+                if job_id is None or run_job(svc.db, svc.settings, job_id, bars) == "skipped":
+                    break
+    while True:
+        with svc.db.read() as s:
+            view = request_view(s, get_request(s, public_id))
+        if svc.settings.embedded or view["state"] in ("completed", "failed", "needs_review"):
+            return view
+        time.sleep(2)
+
+
+def print_unlearning(view: dict[str, Any]) -> None:
+    """The request's state and method, then per unlearning attempt its version and flags."""
+    out.print(f"request {view['id']} {view['state']} (method {view['method']})")
+    for u in view["unlearning"]:
+        head = f"  model {u['model']} job {u['job']} {u['method']}"
+        v = u["version"]
+        if v is None:
+            out.print(f"{head}: {u.get('note') or 'job ' + u['job_state']}")
+            continue
+        ev = v["evidence"] or {}
+        flags = ", ".join(f for f in FLAGS if ev.get(f)) or "none"
+        figures = " ".join(f"{k} {ev[k]}" for k in HEADLINE if k in ev)
+        exact = " (exact)" if v["exact"] else ""
+        out.print(
+            f"{head}: version {v['version']} {v['state']}{exact}, flags: {flags}"
+            + (f"; {figures}" if figures else ""),
+            highlight=False,
+        )
+    if view["state"] == "needs_review":
+        out.print(
+            f"  decide: unlearn requests resolve {view['id']} --accept | --method NAME | --retrain"
+        )
+
+
+def print_status(v: dict[str, Any]) -> None:
+    """An approximate model in ``unlearn status``: what it is and its versions."""
+    live = v["live_version"]
+    out.print(
+        f"model {v['id']} ({v['status']}): approximate {v['family']}, "
+        f"unlearns with {v['method']}, live version {live if live is not None else '-'}"
+    )
+    table = Table()
+    for col in ("version", "state", "method", "exact", "flags", "published"):
+        table.add_column(col)
+    for row in v["versions"]:
+        ev = row["evidence"] or {}
+        flags = ", ".join(f for f in FLAGS if ev.get(f)) or ("-" if not ev else "none")
+        published = row["published_at"]
+        table.add_row(
+            str(row["version"]),
+            row["state"],
+            row["method"],
+            "yes" if row["exact"] else "no",
+            flags,
+            "-" if published is None else published[:19].replace("T", " "),
+        )
+    out.print(table)
