@@ -29,8 +29,9 @@ KEYS = {
 }
 
 
-def _split(name: str, records: tuple[Any, ...], n_train: int, n_held: int, seed: int) -> Any:
-
+def _split(
+    records: tuple[Any, ...], n_train: int, n_held: int, seed: int
+) -> tuple[list[Any], list[Any]]:
     rows = list(records)
     random.Random(seed).shuffle(rows)
     return rows[:n_train], rows[n_train : n_train + n_held]

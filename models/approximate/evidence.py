@@ -61,6 +61,17 @@ def loss_auc(forget: Scores, held_out: Scores) -> float:
     return float(roc_auc_score(labels, -np.concatenate([forget.loss, held_out.loss])))
 
 
+def auc_band(n_forget: int, n_held_out: int, margin: float, z: float = 0.0) -> float:
+    """How far an attack AUC must leave 0.5 to be flagged: ``margin``, widened to ``z``
+    standard errors of the AUC of two samples of these sizes drawn from one distribution
+    (Mann-Whitney, ``sqrt((n1 + n2 + 1) / (12 n1 n2))``), so a small forget set's noise alone
+    does not raise a flag. ``z = 0`` keeps the bare margin."""
+    if n_forget < 1 or n_held_out < 1:
+        return margin
+    se = ((n_forget + n_held_out + 1) / (12 * n_forget * n_held_out)) ** 0.5
+    return max(margin, z * se)
+
+
 def classifier_evidence(
     family: Family,
     model: nn.Module,
@@ -71,6 +82,7 @@ def classifier_evidence(
     original_test_accuracy: float | None = None,
     reference: dict[str, float] | None = None,
     auc_margin: float = 0.05,
+    auc_z: float = 0.0,
     max_test_drop: float = 5.0,
 ) -> dict[str, float | bool]:
     """The evidence dict stored with the request (floats in percent, AUC in [0, 1])."""
@@ -86,8 +98,10 @@ def classifier_evidence(
     dropped = (
         original_test_accuracy is not None and original_test_accuracy - ev["TA"] > max_test_drop
     )
-    ev["under_unlearning"] = bool(ev["loss_auc"] > 0.5 + auc_margin)
-    ev["over_unlearning"] = bool(ev["loss_auc"] < 0.5 - auc_margin or dropped)
+    band = auc_band(len(f.loss), len(t.loss), auc_margin, auc_z)
+    ev["auc_band"] = round(band, 4)
+    ev["under_unlearning"] = bool(ev["loss_auc"] > 0.5 + band)
+    ev["over_unlearning"] = bool(ev["loss_auc"] < 0.5 - band or dropped)
     if reference is not None:
         gaps = {m: abs(float(ev[m]) - float(reference[m])) for m in METRICS}
         ev.update({f"gap_{m}": round(g, 2) for m, g in gaps.items()})

@@ -15,6 +15,8 @@ Flags are two-sided. ``under_unlearning``: the forget set still looks like membe
 ``0.5 + auc_margin``). ``over_unlearning``: it looks *less* like members than unseen text (AUC
 below ``0.5 - auc_margin``, itself a membership signal, the Streisand effect), or, given the
 original model's retain NLL, the retain NLL rose more than ``max_retain_nll_rise`` (relative).
+With ``auc_z`` the margin widens to that many standard errors of a same-distribution AUC
+(``evidence.auc_band``), recorded as ``auc_band``.
 
 ``reference`` is the evidence of the model retrained without the forget set, the target an
 approximate method aims at; every metric then also gets ``gap_<metric>`` (this minus reference,
@@ -34,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from models.approximate.base import Batch, Examples, Output, UnlearningError
+from models.approximate.evidence import auc_band
 
 Evidence = dict[str, float | int | bool | str]
 
@@ -79,6 +82,7 @@ def lm_evidence(
     k_percent: float = 20.0,
     max_decoded: int = 200,
     auc_margin: float = 0.05,
+    auc_z: float = 0.0,
     original_retain_nll: float | None = None,
     max_retain_nll_rise: float = 0.10,
     reference: Mapping[str, object] | None = None,
@@ -121,12 +125,14 @@ def lm_evidence(
         "prefix_tokens": prefix_tokens,
         "continuation_tokens": continuation_tokens,
     }
+    band = auc_band(len(forget_mk), len(held_mk), auc_margin, auc_z)
+    evidence["auc_band"] = band
     evidence.update(
         flags(
             float(evidence["min_k_auc"]),
             float(evidence["retain_nll"]),
             original_retain_nll=original_retain_nll,
-            auc_margin=auc_margin,
+            auc_margin=band,
             max_retain_nll_rise=max_retain_nll_rise,
         )
     )

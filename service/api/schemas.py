@@ -71,6 +71,9 @@ class ApproximateModelCreate(Strict):
     method_params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
     auc_margin: float = Field(0.05, ge=0, le=0.5)
+    auc_z: float = Field(
+        1.96, ge=0, le=10, description="widen the margin to this many standard errors of the AUC"
+    )
     max_test_drop: float = Field(5.0, ge=0, le=100)
     max_retain_nll_rise: float = Field(0.10, ge=0)
     evidence_retain: int = Field(1000, ge=1, le=100_000)

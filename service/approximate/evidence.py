@@ -50,6 +50,7 @@ def measure(
                 held_out.examples(family),
                 original_test_accuracy=parent_scores.get("TA"),
                 auc_margin=float(config["auc_margin"]),
+                auc_z=float(config.get("auc_z", 0.0)),
                 max_test_drop=float(config["max_test_drop"]),
             )
         )
@@ -68,6 +69,7 @@ def measure(
             continuation_tokens=continuation,
             original_retain_nll=parent_scores.get("retain_nll"),
             auc_margin=float(config["auc_margin"]),
+            auc_z=float(config.get("auc_z", 0.0)),
             max_retain_nll_rise=float(config["max_retain_nll_rise"]),
         )
     )

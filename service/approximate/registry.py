@@ -34,7 +34,8 @@ class ApproximateSpec:
     family_params: dict[str, Any] = field(default_factory=dict)
     method_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    auc_margin: float = 0.05  # flag when the attack AUC leaves 0.5 +- this
+    auc_margin: float = 0.05  # flag when the attack AUC leaves 0.5 +- this ...
+    auc_z: float = 1.96  # ... or this many standard errors of a same-distribution AUC
     max_test_drop: float = 5.0  # classifiers: flag a held-out accuracy drop (points)
     max_retain_nll_rise: float = 0.10  # language model: flag a relative retain-NLL rise
     evidence_retain: int = 1000  # retain records scored for the evidence (first by id)
@@ -94,7 +95,7 @@ def create_approximate_model(
     except (UnlearningError, TypeError) as exc:
         raise Unprocessable(str(exc)) from exc
     method = check_method(spec.family, spec.method or DEFAULT_METHOD[kind.task], spec.method_params)
-    for name in ("auc_margin", "max_test_drop", "max_retain_nll_rise"):
+    for name in ("auc_margin", "auc_z", "max_test_drop", "max_retain_nll_rise"):
         if getattr(spec, name) < 0:
             raise Unprocessable(f"{name} must be >= 0")
     if spec.evidence_retain < 1:
@@ -106,6 +107,7 @@ def create_approximate_model(
         "method_params": dict(spec.method_params),
         "seed": spec.seed,
         "auc_margin": spec.auc_margin,
+        "auc_z": spec.auc_z,
         "max_test_drop": spec.max_test_drop,
         "max_retain_nll_rise": spec.max_retain_nll_rise,
         "evidence_retain": spec.evidence_retain,

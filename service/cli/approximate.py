@@ -92,6 +92,12 @@ def train_approximate(
         float | None,
         typer.Option(min=0, max=0.5, help="flag when the attack AUC leaves 0.5 ± this [0.05]"),
     ] = None,
+    auc_z: Annotated[
+        float | None,
+        typer.Option(
+            min=0, help="... or this many standard errors of a same-distribution AUC [1.96]"
+        ),
+    ] = None,
     max_test_drop: Annotated[
         float | None,
         typer.Option(min=0, help="classifiers: flag a held-out accuracy drop, points [5.0]"),
@@ -124,6 +130,7 @@ def train_approximate(
         )
         thresholds: dict[str, Any] = {
             "auc_margin": auc_margin,
+            "auc_z": auc_z,
             "max_test_drop": max_test_drop,
             "max_retain_nll_rise": max_retain_nll_rise,
         }

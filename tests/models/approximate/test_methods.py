@@ -122,3 +122,12 @@ def test_evidence_flags_both_directions(setup: dict) -> None:
     assert ev["avg_gap"] == pytest.approx(
         sum(abs(float(ev[m]) - ref[m]) for m in ref) / 4, abs=0.02
     )
+
+
+def test_auc_band_widens_the_margin_for_small_samples() -> None:
+    from models.approximate.evidence import auc_band
+
+    assert auc_band(10, 1000, 0.05) == 0.05  # z = 0: the bare margin
+    assert auc_band(10, 1000, 0.05, 1.96) == pytest.approx(1.96 * (1011 / 120000) ** 0.5)
+    assert auc_band(5000, 5000, 0.05, 1.96) == 0.05  # large samples: the margin rules
+    assert auc_band(0, 10, 0.1, 1.96) == 0.1

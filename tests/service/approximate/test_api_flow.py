@@ -82,6 +82,7 @@ def test_deletion_publishes_an_unlearned_version_with_evidence(
     for key in ("UA", "RA", "TA", "MIA", "loss_auc", "under_unlearning", "over_unlearning"):
         assert key in ev, key
     assert ev["n_forget"] == 3 and ev["method"] == "l1-sparse" and "TA_before" in ev
+    assert ev["auc_band"] == 0.5  # the margin; 1.96 standard errors (3 vs 60) are 0.34
     assert _served(client, model_id, image) == 2
     store = version_store(svc.settings.checkpoints_dir)
     assert not store.exists(v1) and store.exists(version["sha256"])
@@ -100,8 +101,8 @@ def test_flagged_result_waits_for_review_then_retrain_or_accept(
     images: Service, client: TestClient
 ) -> None:
     svc = images
-    # A zero margin flags any attack AUC off 0.5: every approximate result goes to review.
-    model_id = _model(client, svc, method="FT", auc_margin=0.0)
+    # A zero band flags any attack AUC off 0.5: every approximate result goes to review.
+    model_id = _model(client, svc, method="FT", auc_margin=0.0, auc_z=0.0)
     image = _image(svc)
     first = client.post("/v1/deletions", json={"subject_id": "subject-0"}).json()
     drain(svc)

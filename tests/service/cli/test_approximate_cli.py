@@ -60,7 +60,7 @@ def test_flagged_deletion_resolved_with_another_method_then_retrain(home: Path) 
     _import_images()
     base = ["--dataset", "digits", "--family", "cnn-mnist", "--eval-dataset", "digits-held-out"]
     # A zero AUC margin flags every approximate result: the deletion waits for review.
-    flagging = ["--auc-margin", "0", "--no-progress"]
+    flagging = ["--auc-margin", "0", "--auc-z", "0", "--no-progress"]
     trained = ok(["train-approximate", *base, "--method", "ft", *PARAMS, *flagging])
     assert "model 1 (cnn-mnist, unlearns with FT): ready, live version 1" in trained
     (status,) = json.loads(ok(["status", "--json"]))
