@@ -35,10 +35,16 @@ def measure(
     retain: Rows,
     held_out: Rows,
     parent_scores: dict[str, Any] | None,
+    baseline_scores: dict[str, Any] | None,
     config: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """(evidence with its two-sided flags, the new weights' cached scores)."""
+    """(evidence with its two-sided flags, the new weights' cached scores).
+
+    Utility is flagged against ``baseline_scores``, those of the newest exact version in the
+    lineage (trained or retrained from scratch), so small losses do not add up unnoticed over
+    many deletions; ``parent_scores`` are the served version's, shown as ``*_before``."""
     parent_scores = parent_scores or {}
+    baseline = baseline_scores or {}
     sample = retain.head(int(config["evidence_retain"]))
     if family.task == "classifier":
         ev: dict[str, Any] = dict(
@@ -48,14 +54,13 @@ def measure(
                 forget.examples(family),
                 sample.examples(family),
                 held_out.examples(family),
-                original_test_accuracy=parent_scores.get("TA"),
+                original_test_accuracy=baseline.get("TA"),
                 auc_margin=float(config["auc_margin"]),
                 auc_z=float(config.get("auc_z", 0.0)),
                 max_test_drop=float(config["max_test_drop"]),
             )
         )
-        if "TA" in parent_scores:
-            ev["TA_before"] = parent_scores["TA"]
+        ev.update(_shown(parent_scores, baseline, "TA"))
         return ev, {"TA": float(ev["TA"])}
     prefix, continuation = _decoding(int(family.max_length))  # type: ignore[attr-defined]
     ev = dict(
@@ -67,15 +72,23 @@ def measure(
             [str(t) for t in held_out.inputs],
             prefix_tokens=prefix,
             continuation_tokens=continuation,
-            original_retain_nll=parent_scores.get("retain_nll"),
+            original_retain_nll=baseline.get("retain_nll"),
             auc_margin=float(config["auc_margin"]),
             auc_z=float(config.get("auc_z", 0.0)),
             max_retain_nll_rise=float(config["max_retain_nll_rise"]),
         )
     )
-    if "retain_nll" in parent_scores:
-        ev["retain_nll_before"] = parent_scores["retain_nll"]
+    ev.update(_shown(parent_scores, baseline, "retain_nll"))
     return ev, {"retain_nll": float(ev["retain_nll"]), "held_out_nll": float(ev["held_out_nll"])}
+
+
+def _shown(parent: dict[str, Any], baseline: dict[str, Any], name: str) -> dict[str, Any]:
+    out = {}
+    if name in parent:
+        out[f"{name}_before"] = parent[name]
+    if name in baseline:
+        out[f"{name}_baseline"] = baseline[name]
+    return out
 
 
 def _decoding(window: int) -> tuple[int, int]:

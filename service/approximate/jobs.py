@@ -26,7 +26,7 @@ from models.progress import NULL_PROGRESS, Progress
 from service.approximate.data import forget_rows, held_out_rows, training_rows
 from service.approximate.evidence import flagged, measure, version_scores
 from service.approximate.store import VersionStore, version_store
-from service.approximate.versions import live_version, next_version, publish
+from service.approximate.versions import exact_ancestor, live_version, next_version, publish
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.engine import Database
@@ -133,6 +133,7 @@ def run_unlearn(
         if parent is None:
             raise RuntimeError(f"model {model.id} has no live version yet (still training?)")
         parent_id, parent_sha, parent_scores = parent.id, parent.sha256, parent.held_out
+        baseline_scores = exact_ancestor(s, parent).held_out
         after = parent.data_version
         waiting = _waiting(s, job_id)
         forget = forget_rows(s, model.id, [r.id for r in waiting], after)
@@ -165,7 +166,14 @@ def run_unlearn(
             **overrides,
         )
         evidence, scores = measure(
-            family, result.model, forget, retain, held_out, parent_scores, setup.config
+            family,
+            result.model,
+            forget,
+            retain,
+            held_out,
+            parent_scores,
+            baseline_scores,
+            setup.config,
         )
     evidence.update(
         method=result.method,

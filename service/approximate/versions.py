@@ -20,6 +20,15 @@ def live_version(s: Session, model_id: int) -> ModelVersionRow | None:
     )
 
 
+def exact_ancestor(s: Session, row: ModelVersionRow) -> ModelVersionRow:
+    """The newest version in ``row``'s lineage (itself included) trained from scratch."""
+    while not row.exact and row.parent_id is not None:
+        parent = s.get(ModelVersionRow, row.parent_id)
+        assert parent is not None
+        row = parent
+    return row
+
+
 def next_version(s: Session, model_id: int) -> int:
     top = s.scalar(
         select(func.max(ModelVersionRow.version)).where(ModelVersionRow.model_id == model_id)

@@ -148,3 +148,19 @@ def test_ssd_uses_the_importances_stored_at_training(images: Service) -> None:
     assert v2.method == "SSD" and v2.state == "live" and v2.sha256 != v1.sha256
     assert v2.evidence is not None and v2.evidence["steps"] == 0  # no training, one pass
     assert _states(svc) == ["completed"]
+
+
+def test_utility_is_measured_against_the_last_exact_version(images: Service) -> None:
+    """Drift over many deletions must not hide: each version's drop counts from the version
+    trained from scratch, not from its (already unlearned) parent."""
+    svc = images
+    model_id = svc.create_approximate_model("digits", _spec())
+    drain(svc)
+    for subject in ("subject-0", "subject-1"):
+        _delete(svc, subject)
+        drain(svc)
+    v1, v2, v3 = _versions(svc, model_id)
+    assert v1.held_out is not None and v2.held_out is not None and v3.evidence is not None
+    assert v3.evidence["TA_baseline"] == v1.held_out["TA"]
+    assert v3.evidence["TA_before"] == v2.held_out["TA"]
+    assert v2.evidence is not None and v2.held_out["TA"] == v2.evidence["TA"]  # cached
