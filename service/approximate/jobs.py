@@ -23,7 +23,7 @@ from models.approximate.families import load_weights, make_family, weights
 from models.approximate.methods.ssd import importances
 from models.approximate.run import unlearn
 from models.progress import NULL_PROGRESS, Progress
-from service.approximate.data import forget_rows, held_out_rows, training_rows
+from service.approximate.data import Rows, forget_rows, held_out_rows, training_rows
 from service.approximate.evidence import flagged, measure, version_scores
 from service.approximate.store import VersionStore, version_store
 from service.approximate.versions import exact_ancestor, live_version, next_version, publish
@@ -121,6 +121,42 @@ def run_fit(
         finish(s, job)
 
 
+@dataclass(frozen=True)
+class _Work:
+    """What an ``unlearn`` job reads, in one snapshot."""
+
+    parent_id: int
+    parent_sha: str
+    parent_scores: dict[str, Any] | None
+    baseline_scores: dict[str, Any] | None
+    forget: Rows
+    retain: Rows
+    held_out: Rows
+    data_version: int
+    params: dict[str, Any]
+
+
+def _read(s: Session, job: JobRow, model: ModelRow, setup: Setup) -> _Work | None:
+    """``None`` when the model failed to train (it serves nothing, so nothing to forget)."""
+    parent = live_version(s, model.id)
+    if parent is None:
+        if model.status == "failed":
+            return None
+        raise RuntimeError(f"model {model.id} has no live version yet (still training?)")
+    waiting = [r.id for r in _waiting(s, job.id)]
+    return _Work(
+        parent.id,
+        parent.sha256,
+        parent.held_out,
+        exact_ancestor(s, parent).held_out,
+        forget_rows(s, model.id, waiting, parent.data_version),
+        training_rows(s, model.id),
+        held_out_rows(s, setup.eval_dataset_id),
+        model.routing_version,
+        dict(job.params or {}),
+    )
+
+
 def run_unlearn(
     db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
 ) -> None:
@@ -129,25 +165,17 @@ def run_unlearn(
         assert job is not None
         model = get_model(s, job.model_id)
         setup = _setup(s, model)
-        parent = live_version(s, model.id)
-        if parent is None:
-            raise RuntimeError(f"model {model.id} has no live version yet (still training?)")
-        parent_id, parent_sha, parent_scores = parent.id, parent.sha256, parent.held_out
-        baseline_scores = exact_ancestor(s, parent).held_out
-        after = parent.data_version
-        waiting = _waiting(s, job_id)
-        forget = forget_rows(s, model.id, [r.id for r in waiting], after)
-        retain = training_rows(s, model.id)
-        held_out = held_out_rows(s, setup.eval_dataset_id)
-        data_version = model.routing_version
-        params = dict(job.params or {})
-    method, overrides = str(params["method"]), dict(params.get("overrides", {}))
-    if not len(forget):
-        _nothing_to_forget(db, job_id, attempt, setup.model_id, parent_id)
+        work = _read(s, job, model, setup)
+    if work is None or not len(work.forget):
+        live = None if work is None else work.parent_id
+        _nothing_to_forget(db, job_id, attempt, setup.model_id, live)
         return
+    parent_id, forget, retain, held_out = work.parent_id, work.forget, work.retain, work.held_out
+    params, data_version = work.params, work.data_version
+    method, overrides = str(params["method"]), dict(params.get("overrides", {}))
     family = setup.family()
     store = version_store(settings.checkpoints_dir)
-    saved = store.get(parent_sha)
+    saved = store.get(work.parent_sha)
     fisher = {k[len(FISHER) :]: v for k, v in saved.items() if k.startswith(FISHER)}
     net = load_weights(
         family.build(setup.seed), {k: v for k, v in saved.items() if not k.startswith(FISHER)}
@@ -171,8 +199,8 @@ def run_unlearn(
             forget,
             retain,
             held_out,
-            parent_scores,
-            baseline_scores,
+            work.parent_scores,
+            work.baseline_scores,
             setup.config,
         )
     evidence.update(
@@ -242,19 +270,23 @@ def _waiting(s: Session, job_id: int) -> list[DeletionRequestRow]:
     )
 
 
-def _nothing_to_forget(db: Database, job_id: int, attempt: int, model_id: int, live: int) -> None:
+def _nothing_to_forget(
+    db: Database, job_id: int, attempt: int, model_id: int, live: int | None
+) -> None:
     """The live weights were never trained on the requests' records (trained or retrained
-    after they were erased): nothing to unlearn, and the request can complete."""
+    after they were erased), or the model never trained at all: nothing to unlearn, and the
+    request can complete."""
     with db.write() as s:
         get_model(s, model_id, lock=True)
         job = owned(s, job_id, attempt)
-        row = s.get(ModelVersionRow, live)
-        assert row is not None
+        row = None if live is None else s.get(ModelVersionRow, live)
         job.evidence = {
-            "version": row.version,
+            "version": None if row is None else row.version,
             "method": "none",
             "exact": True,
-            "note": "the live version was trained without these records",
+            "note": "the model failed to train and serves nothing"
+            if row is None
+            else "the live version was trained without these records",
         }
         finish(s, job)
 

@@ -21,6 +21,7 @@ from service.db.tables import (
     DeletionRequestRow,
     ForgetPayloadRow,
     JobRow,
+    ModelRow,
 )
 
 LEASE = dt.timedelta(seconds=120)
@@ -47,6 +48,7 @@ def claim(db: Database, job_id: int, *, lease: dt.timedelta = LEASE) -> int | No
             job.state, job.finished_at = "failed", now
             job.error = job.error or f"gave up after {job.attempts} attempts without a result"
             s.flush()
+            _model_failed(s, job)
             settle(s, [job.id])
             return None
         job.state, job.started_at, job.heartbeat_at = "running", now, now
@@ -104,6 +106,7 @@ def fail(db: Database, job_id: int, attempt: int, error: str) -> str:
         if job.attempts >= MAX_ATTEMPTS:
             job.state, job.finished_at = "failed", utcnow()
             s.flush()
+            _model_failed(s, job)
             settle(s, [job.id])
         else:
             job.state, job.enqueued_at = "queued", None
@@ -135,6 +138,20 @@ def settle(s: Session, job_ids: Iterable[int]) -> None:
         elif all(state in ("done", "superseded") for state in states):
             req.completed_at = now
             transition(s, req, "completed", now)
+
+
+def _model_failed(s: Session, job: JobRow) -> None:
+    """An approximate model whose ``fit`` failed for good has nothing to serve, ever: say so.
+    (An S3T model keeps its status: shards its train job published may be served, and a
+    deletion must still cut them.)"""
+    if job.kind != "fit":
+        return
+    model = s.get(ModelRow, job.model_id)
+    assert model is not None
+    model.status = "failed"
+    lines = (job.error or "").strip().splitlines()
+    model.error = lines[-1] if lines else "fit failed"
+    audit.append(s, "model.failed", {"model": model.id, "job": job.id})
 
 
 def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime) -> None:

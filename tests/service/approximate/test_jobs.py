@@ -164,3 +164,32 @@ def test_utility_is_measured_against_the_last_exact_version(images: Service) -> 
     assert v3.evidence["TA_baseline"] == v1.held_out["TA"]
     assert v3.evidence["TA_before"] == v2.held_out["TA"]
     assert v2.evidence is not None and v2.held_out["TA"] == v2.evidence["TA"]  # cached
+
+
+def test_a_fit_that_fails_for_good_marks_the_model_failed_and_frees_its_requests(
+    images: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.approximate.vision import CNNFamily
+
+    svc = images
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("out of memory (simulated)")
+
+    monkeypatch.setattr(CNNFamily, "fit", broken)
+    model_id = svc.create_approximate_model("digits", _spec())
+    request_id, _ = _delete(svc, "subject-0")  # waits on the model's unlearning
+    drain(svc)
+    with svc.db.read() as s:
+        from service.lineage.query import model_status
+        from service.lineage.registry import get_model
+
+        status = model_status(s, get_model(s, model_id))
+        assert status["status"] == "failed" and "simulated" in status["error"]
+        assert status["live_version"] is None
+        req = s.scalar(select(DeletionRequestRow).where(DeletionRequestRow.public_id == request_id))
+        assert req is not None and req.state == "completed"
+        assert s.scalar(select(ForgetPayloadRow)) is None
+    # A later deletion leaves a failed model alone: nothing held, nothing queued.
+    view, _, _ = svc.delete(DeletionInput(subject_id="subject-1"))
+    assert view["state"] == "completed" and view["unlearning"] == []
