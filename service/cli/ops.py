@@ -517,7 +517,8 @@ def lineage(
 
 
 def verify(as_json: AsJson = False) -> None:
-    """Check the exactness invariant on the live DB and checkpoint store (exit 1 if broken)."""
+    """Check the exactness invariant on the live DB and checkpoint store, and approximate
+    models' versions and quarantine (exit 1 if broken)."""
     with user_errors():
         from service.lineage.verify import verify as run_verify
 
