@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.approximate
+	$(BIN)/python -m bench.approximate --mode class
 	$(BIN)/python -m bench.approximate --tune
 	$(BIN)/python -m bench.approximate --tune --mode class
 	$(BIN)/python -m bench.approximate_lm --seeds 0 1
