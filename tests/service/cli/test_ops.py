@@ -106,3 +106,30 @@ def test_user_errors_are_one_line(home: Path) -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert "error:" in result.output and "Traceback" not in result.output
+
+
+def test_import_can_hold_out_a_seeded_disjoint_set(home: Path) -> None:
+    output = ok(["import", str(home / "reviews.csv"), "--name", "r", "--hold-out", "12"])
+    assert "imported 60 records into dataset 'r'" in output
+    assert "imported 12 records into dataset 'r-held-out'" in output
+    from sqlalchemy import select
+
+    from service.core import Service
+    from service.db.tables import RecordRow
+    from service.lineage.datasets import get_dataset
+
+    with Service.open().db.read() as s:
+        ids = {
+            name: set(
+                s.scalars(
+                    select(RecordRow.record_id).where(
+                        RecordRow.dataset_id == get_dataset(s, name).id
+                    )
+                )
+            )
+            for name in ("r", "r-held-out")
+        }
+    assert len(ids["r"]) == 60 and len(ids["r-held-out"]) == 12
+    assert not ids["r"] & ids["r-held-out"]
+    bad = runner.invoke(app, ["import", str(home / "reviews.csv"), "--hold-out", "72"])
+    assert bad.exit_code != 0 and "--hold-out must be between 1 and 71" in bad.output
