@@ -9,14 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.tables import (
-    DeletionJobRow,
-    DeletionRequestRow,
-    ForgetPayloadRow,
-    JobRow,
-    ModelRow,
-    ModelVersionRow,
-)
+from service.approximate.versions import unlearn_attempts
+from service.db.tables import DeletionRequestRow, ForgetPayloadRow, ModelRow
 
 
 def decimal_strings(value: Any) -> Any:
@@ -34,40 +28,14 @@ def decimal_strings(value: Any) -> Any:
 def approximate_entry(
     s: Session, req: DeletionRequestRow, model: ModelRow, erased_version: int | None
 ) -> dict[str, Any]:
-    jobs = list(
-        s.scalars(
-            select(JobRow)
-            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-            .where(
-                DeletionJobRow.request_id == req.id,
-                JobRow.model_id == model.id,
-                JobRow.kind == "unlearn",
-            )
-            .order_by(JobRow.id)
-        )
-    )
-    made = {
-        v.job_id: v
-        for v in s.scalars(
-            select(ModelVersionRow).where(ModelVersionRow.job_id.in_([j.id for j in jobs]))
-        )
-    }
     attempts = []
-    for job in jobs:
-        row = made.get(job.id)
-        item: dict[str, Any] = {"job": job.id, "method": (job.params or {}).get("method")}
-        if row is None:
-            item.update({"version": None, "note": (job.evidence or {}).get("note")})
+    for a in unlearn_attempts(s, req.id, model.id):
+        item: dict[str, Any] = {"job": a["job"], "method": a["method"], "exact": a["exact"]}
+        made = a["version"]
+        if made is None:
+            item.update({"version": None, "note": a.get("note")})
         else:
-            item.update(
-                {
-                    "version": row.version,
-                    "state": row.state,
-                    "exact": row.exact,
-                    "sha256": row.sha256,
-                    "evidence": row.evidence,
-                }
-            )
+            item.update({k: made[k] for k in ("version", "state", "sha256", "evidence")})
         attempts.append(item)
     final = next(
         (a for a in reversed(attempts) if a.get("state") in ("live", "retired")),
@@ -87,7 +55,7 @@ def approximate_entry(
             "config_sha256": model.config_hash,
             "routing_version_before": None if erased_version is None else erased_version - 1,
             "routing_version_after": model.routing_version,
-            "exact": bool(final.get("exact", final.get("version") is None)),
+            "exact": bool(final.get("exact", True)),
             "method": final.get("method"),
             "version_after": final.get("version"),
             "weights_sha256": final.get("sha256"),

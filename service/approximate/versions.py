@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from service.audit import log as audit
 from service.db.base import utcnow
-from service.db.tables import ModelRow, ModelVersionRow
+from service.db.tables import DeletionJobRow, JobRow, ModelRow, ModelVersionRow
 
 
 def live_version(s: Session, model_id: int) -> ModelVersionRow | None:
@@ -61,28 +61,23 @@ def publish(s: Session, model: ModelRow, row: ModelVersionRow) -> str | None:
         },
         at=now,
     )
-    if old is None or _shared(s, old.sha256):
+    if old is None or not unused_weights(s, old.sha256):
         return None
     return old.sha256
 
 
-def _shared(s: Session, sha256: str) -> bool:
-    """Whether a live or candidate version still uses these weights (e.g. a no-op method)."""
-    return (
-        s.scalar(
-            select(func.count())
-            .select_from(ModelVersionRow)
-            .where(
-                ModelVersionRow.sha256 == sha256,
-                ModelVersionRow.state.in_(("live", "candidate")),
-            )
-        )
-        or 0
-    ) > 0
-
-
 def unused_weights(s: Session, sha256: str) -> bool:
-    return not _shared(s, sha256)
+    """Whether no live or candidate version uses these weights (a no-op method can make a
+    version whose weights equal its parent's)."""
+    used = s.scalar(
+        select(func.count())
+        .select_from(ModelVersionRow)
+        .where(
+            ModelVersionRow.sha256 == sha256,
+            ModelVersionRow.state.in_(("live", "candidate")),
+        )
+    )
+    return not used
 
 
 def version_view(row: ModelVersionRow) -> dict[str, Any]:
@@ -107,3 +102,38 @@ def versions(s: Session, model_id: int) -> list[ModelVersionRow]:
             .order_by(ModelVersionRow.version)
         )
     )
+
+
+def unlearn_attempts(
+    s: Session, request_id: int, model_id: int | None = None
+) -> list[dict[str, Any]]:
+    """Per ``unlearn`` job of the request (of one model, if given): the method, and the version
+    it made with its evidence and flags (``exact`` while it runs says what the method
+    promises). The request view and the certificate both show these."""
+    from models.approximate.methods import get_method
+
+    query = (
+        select(JobRow)
+        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+        .where(DeletionJobRow.request_id == request_id, JobRow.kind == "unlearn")
+        .order_by(JobRow.id)
+    )
+    if model_id is not None:
+        query = query.where(JobRow.model_id == model_id)
+    out = []
+    for job in s.scalars(query):
+        method = str((job.params or {}).get("method"))
+        row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.job_id == job.id))
+        item: dict[str, Any] = {
+            "model": job.model_id,
+            "job": job.id,
+            "job_state": job.state,
+            "method": method,
+            "exact": get_method(method).exact,
+            "version": None if row is None else version_view(row),
+        }
+        if row is None and job.evidence:
+            item["note"] = job.evidence.get("note")
+            item["exact"] = bool(job.evidence.get("exact", item["exact"]))
+        out.append(item)
+    return out

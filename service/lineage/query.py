@@ -15,7 +15,6 @@ from service.db.tables import (
     DeletionRequestRow,
     JobRow,
     ModelRow,
-    ModelVersionRow,
     PlacementRow,
     RecordRow,
     RoutingRow,
@@ -184,6 +183,8 @@ def job_view(job: JobRow) -> dict[str, Any]:
 
 
 def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
+    from service.approximate.versions import unlearn_attempts
+
     events = s.scalars(
         select(DeletionEventRow)
         .where(DeletionEventRow.request_id == req.id)
@@ -197,7 +198,7 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
             .order_by(JobRow.id)
         )
     )
-    unlearning = _unlearning(s, [j for j in jobs if j.kind == "unlearn"])
+    unlearning = unlearn_attempts(s, req.id)
     return {
         "id": req.public_id,
         "state": req.state,
@@ -224,31 +225,6 @@ def _method(unlearning: list[dict[str, Any]]) -> str:
     from an approximate method; rejected versions do not count."""
     counted = [u for u in unlearning if (u["version"] or {}).get("state") != "rejected"]
     return "approximate" if any(not u["exact"] for u in counted) else "exact"
-
-
-def _unlearning(s: Session, jobs: list[JobRow]) -> list[dict[str, Any]]:
-    """Per ``unlearn`` job of the request: the method, and the version it made with its
-    evidence and flags (``exact`` while it runs says what the method promises)."""
-    from models.approximate.methods import get_method
-    from service.approximate.versions import version_view
-
-    out = []
-    for job in jobs:
-        method = str((job.params or {}).get("method"))
-        row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.job_id == job.id))
-        item: dict[str, Any] = {
-            "model": job.model_id,
-            "job": job.id,
-            "job_state": job.state,
-            "method": method,
-            "exact": get_method(method).exact,
-            "version": None if row is None else version_view(row),
-        }
-        if row is None and job.evidence:
-            item["note"] = job.evidence.get("note")
-            item["exact"] = bool(job.evidence.get("exact", item["exact"]))
-        out.append(item)
-    return out
 
 
 def get_request(s: Session, public_id: str) -> DeletionRequestRow:
