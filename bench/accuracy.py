@@ -23,8 +23,7 @@ SHARDS, SLICES, BUDGET = 4, 4, 4
 
 
 def _setup(args: argparse.Namespace) -> tuple[Any, ...]:
-    from models.adapters import AdaptedEncoder
-    from models.backbones import load_backbone
+    from models.adapters import build_encoder
     from models.config import TrainConfig
     from models.determinism import configure_determinism
     from models.run import RunSpec, split_dataset
@@ -33,9 +32,7 @@ def _setup(args: argparse.Namespace) -> tuple[Any, ...]:
     config = TrainConfig(n_slices=SLICES, epochs=args.epochs, seed=args.seed)
     spec = RunSpec(test_size=args.test_size, train_size=args.train_size, config=config)
     train, test = split_dataset(spec)
-    encoder = AdaptedEncoder(
-        load_backbone(config.backbone), n_groups=SLICES, rank=config.rank, alpha=config.alpha
-    )
+    encoder = build_encoder(config)
     return config, train, test, encoder
 
 

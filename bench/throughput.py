@@ -59,8 +59,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/throughput.json")
     args = parser.parse_args()
 
-    from models.adapters import AdaptedEncoder
-    from models.backbones import load_backbone
+    from models.adapters import build_encoder
     from models.cache import ActivationCache
     from models.checkpoints import InMemoryCheckpointStore
     from models.config import TrainConfig
@@ -76,9 +75,7 @@ def main() -> None:
     train, test = data.split(2000, 0)
     records = train.subset(args.shard_size, 0).records
     config = TrainConfig(n_slices=SLICES, epochs=args.epochs)
-    encoder = AdaptedEncoder(
-        load_backbone(config.backbone), n_groups=SLICES, rank=config.rank, alpha=config.alpha
-    )
+    encoder = build_encoder(config)
     examples = sorted((Example(r.record_id, r.label) for r in records), key=lambda e: e.record_id)
     shard = ShardData(0, tuple(tuple(examples[i::SLICES]) for i in range(SLICES)))
     texts = {r.record_id: r.text or "" for r in records}

@@ -41,8 +41,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "tune.json"))
     args = parser.parse_args()
 
-    from models.adapters import AdaptedEncoder
-    from models.backbones import load_backbone
+    from models.adapters import build_encoder
     from models.baselines import JointTrainer, train_full, train_sisa_shard
     from models.cache import ActivationCache
     from models.checkpoints import InMemoryCheckpointStore
@@ -63,9 +62,7 @@ def main() -> None:
     val_labels = [r.label for r in val]
 
     base = TrainConfig(n_slices=SLICES, seed=args.seed)
-    encoder = AdaptedEncoder(
-        load_backbone(base.backbone), n_groups=SLICES, rank=base.rank, alpha=base.alpha
-    )
+    encoder = build_encoder(base)
     cache_dir = Path(args.workdir) / f"cache-{args.seed}-{args.shard_size}"
     if not (cache_dir / "index.json").exists():
         ActivationCache.build(

@@ -7,14 +7,16 @@ a model of depth ``d`` has groups ``1..d`` on and every lower group off (plain b
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 
-from models.backbones import Backbone
+from models.backbone import Backbone
+from models.backbones import load_backbone
+from models.config import TrainConfig
+from models.hashing import state_hash
 from models.layout import GroupLayout
 
 GroupState = dict[str, torch.Tensor]
@@ -29,7 +31,13 @@ class AdaptedEncoder:
         targets = [
             name for layer in self.layout.adapted_layers for name in backbone.adapter_targets(layer)
         ]
-        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets)
+        # peft annotates lora_alpha as int but scales by alpha / r, so a float alpha is exact.
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,  # type: ignore[arg-type]
+            lora_dropout=0.0,
+            target_modules=targets,
+        )
         inject_adapter_in_model(config, backbone.model)
         self._lora_layers: dict[int, list[tuple[str, LoraLayer]]] = {}
         for name, module in backbone.model.named_modules():
@@ -82,8 +90,8 @@ class AdaptedEncoder:
         params: dict[str, torch.nn.Parameter] = {}
         for name, module in self._lora_layers[group]:
             key = f"layer{_layer_index(name)}.{name.rsplit('.', 1)[-1]}"
-            params[f"{key}.lora_A"] = module.lora_A["default"].weight
-            params[f"{key}.lora_B"] = module.lora_B["default"].weight
+            params[f"{key}.lora_A"] = _weight(module.lora_A["default"])
+            params[f"{key}.lora_B"] = _weight(module.lora_B["default"])
         return params
 
     def group_state(self, group: int) -> GroupState:
@@ -122,16 +130,28 @@ class AdaptedEncoder:
         return self.backbone.run_layers(hidden, attention_mask, start, self.backbone.n_layers)
 
 
-def state_hash(state: dict[str, torch.Tensor] | dict[str, torch.nn.Parameter]) -> str:
-    """sha256 over names, shapes, dtypes and raw bytes, in name order."""
-    h = hashlib.sha256()
-    for key in sorted(state):
-        t = state[key].detach().contiguous().cpu()
-        h.update(f"{key}|{tuple(t.shape)}|{t.dtype}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+def build_encoder(config: TrainConfig) -> AdaptedEncoder:
+    """A fresh encoder for ``config``: its backbone, one LoRA group per slice, on the CPU.
+
+    The one place an encoder is built from a config (training, serving, evaluation and the
+    benchmarks), so every caller gets the same groups, rank and alpha.
+    """
+    return AdaptedEncoder(
+        load_backbone(config.backbone),
+        n_groups=config.n_slices,
+        rank=config.rank,
+        alpha=config.alpha,
+    )
 
 
 def _layer_index(module_name: str) -> int:
     parts = module_name.split(".")
     return int(parts[parts.index("layer") + 1])
+
+
+def _weight(factor: torch.nn.Module) -> torch.nn.Parameter:
+    """The weight of a LoRA factor (A or B), a layer whose weight is a parameter."""
+    weight = factor.weight
+    if not isinstance(weight, torch.nn.Parameter):
+        raise TypeError(f"LoRA factor {type(factor).__name__} has no weight parameter")
+    return weight

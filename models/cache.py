@@ -21,6 +21,8 @@ import numpy as np
 import torch
 
 from models.adapters import AdaptedEncoder
+from models.errors import ModelsError
+from models.files import write_atomic
 from models.progress import NULL_PROGRESS, Progress
 
 INDEX = "index.json"
@@ -32,8 +34,8 @@ class CacheEntry:
     length: int
 
 
-class CacheError(RuntimeError):
-    pass
+class CacheError(ModelsError):
+    """An activation cache is missing, or lacks a record asked of it."""
 
 
 class ActivationCache:
@@ -114,7 +116,7 @@ class ActivationCache:
             "total_tokens": offset,
             "records": records,
         }
-        _write_json_atomic(root / INDEX, meta)
+        write_atomic(root / INDEX, json.dumps(meta).encode())
         return cls(root)
 
     # -- reading ------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ class ActivationCache:
         meta.update(generation=new_gen, total_tokens=offset, records=records)
         old_gen = self.generation
         self._maps.clear()
-        _write_json_atomic(self.root / INDEX, meta)
+        write_atomic(self.root / INDEX, json.dumps(meta).encode())
         for g in self.groups:
             (self.root / _data_name(g, old_gen)).unlink(missing_ok=True)
         self._load()
@@ -233,11 +235,3 @@ def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _data_name(group: int, generation: int) -> str:
     return f"group{group}.gen{generation}.f32"
-
-
-def _write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,6 +20,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from models.config import canonical_json
+from models.errors import ModelsError
+from models.files import write_atomic
 
 Tensors = dict[str, torch.Tensor]
 
@@ -57,8 +57,8 @@ class CheckpointManifest:
         return cls(**{**d, "slice_ids": tuple(d["slice_ids"]), "groups": tuple(d["groups"])})
 
 
-class CheckpointError(RuntimeError):
-    pass
+class CheckpointError(ModelsError):
+    """A checkpoint is missing from its store, or its bytes do not hash to its address."""
 
 
 def encode_checkpoint(tensors: Tensors, manifest: CheckpointManifest) -> tuple[str, bytes]:
@@ -129,12 +129,7 @@ class LocalCheckpointStore:
         path = self.path(sha)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            write_atomic(path, data, mode=0o600)
         return sha
 
     def get(self, sha256: str) -> tuple[Tensors, CheckpointManifest]:

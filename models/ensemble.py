@@ -15,6 +15,7 @@ import torch
 
 from models.adapters import AdaptedEncoder, GroupState
 from models.checkpoints import CheckpointStore
+from models.errors import ModelsError
 from models.head import ClassificationHead, HeadState
 from models.s3t import group_tensors
 
@@ -59,8 +60,8 @@ def head_tensors(tensors: dict[str, torch.Tensor]) -> HeadState:
     return {k: v for k, v in tensors.items() if k.startswith("head.")}
 
 
-class NoLiveShardError(RuntimeError):
-    pass
+class NoLiveShardError(ModelsError):
+    """Every shard is dead (depth 0): the ensemble has nothing to serve."""
 
 
 class EnsemblePredictor:
@@ -113,8 +114,12 @@ class EnsemblePredictor:
                 out.append(self._naive_batch(chunk))
         return torch.cat(out)
 
-    def predict(self, texts: Sequence[object], **kw: object) -> torch.Tensor:
-        return self.logits(texts, **kw).argmax(dim=-1)  # type: ignore[arg-type]
+    def predict(
+        self, texts: Sequence[object], *, batch_size: int = 64, shared_prefix: bool = True
+    ) -> torch.Tensor:
+        """The ensemble's class per text: the argmax of :meth:`logits`."""
+        logits = self.logits(texts, batch_size=batch_size, shared_prefix=shared_prefix)
+        return logits.argmax(dim=-1)
 
     def _naive_batch(self, texts: Sequence[object]) -> torch.Tensor:
         backbone = self.encoder.backbone

@@ -7,12 +7,13 @@ frozen random-feature encoder that LoRA and the head adapt. Its ``weights_sha256
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 
 import torch
 from torch import nn
 
-from models.backbones import Backbone, BackboneInput
+from models.backbone import Backbone, BackboneInput
+from models.hashing import state_hash
 
 INIT_SEED = 20240617
 
@@ -27,7 +28,9 @@ class PatchBackbone(Backbone):
             raise ValueError(f"image side {side} is not a multiple of the patch size {patch}")
         self.side, self.patch = side, patch
         n_patches = (side // patch) ** 2
-        config = BertConfig(
+        # attn_implementation is a PreTrainedConfig keyword that BertConfig's generated
+        # signature does not list.
+        config = BertConfig(  # type: ignore[call-arg]
             vocab_size=2,
             hidden_size=hidden,
             num_hidden_layers=4,
@@ -43,8 +46,6 @@ class PatchBackbone(Backbone):
             model = BertModel(config, add_pooling_layer=False)
             self.projection = nn.Linear(patch * patch, hidden)
         self.projection.requires_grad_(False)
-        from models.adapters import state_hash
-
         digest = state_hash(
             {
                 **model.state_dict(),
@@ -56,7 +57,11 @@ class PatchBackbone(Backbone):
     def prepare(self, items: Sequence[object], max_length: int) -> BackboneInput:
         rows = []
         for item in items:
-            if isinstance(item, str) or len(item) != self.side * self.side:  # type: ignore[arg-type]
+            if (
+                isinstance(item, str)
+                or not isinstance(item, Sized)
+                or len(item) != self.side * self.side
+            ):
                 raise ValueError(f"{self.name} takes {self.side * self.side} numeric features")
             rows.append(torch.tensor(item, dtype=torch.float32))
         images = torch.stack(rows).view(-1, self.side, self.side)
@@ -70,7 +75,7 @@ class PatchBackbone(Backbone):
         self.projection.to(device)
 
     def embed(self, inputs: BackboneInput) -> torch.Tensor:
-        out: torch.Tensor = self.model.embeddings(inputs_embeds=self.projection(inputs.input_ids))
+        out: torch.Tensor = self.embeddings(inputs_embeds=self.projection(inputs.input_ids))
         return out
 
 

@@ -16,19 +16,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.adapters import AdaptedEncoder
-from models.backbones import fit_problem, load_backbone
+from models.adapters import build_encoder
+from models.backbones import fit_problem
 from models.cache import ActivationCache
 from models.checkpoints import LocalCheckpointStore
 from models.config import TrainConfig
-from models.data import Dataset, Record, load_dataset
+from models.data import Dataset, load_dataset, model_input
 from models.ensemble import EnsemblePredictor, Member
+from models.errors import ModelsError
+from models.files import write_atomic
 from models.progress import NULL_PROGRESS, Progress
 from models.s3t import S3TTrainer, ShardData, train_shard
 from models.training import Example
@@ -38,8 +39,8 @@ RUN_FILE = "run.json"
 FORMAT = 1
 
 
-class RunError(RuntimeError):
-    pass
+class RunError(ModelsError):
+    """A local training run cannot start (data, shapes) or its directory cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,6 @@ def split_dataset(spec: RunSpec) -> tuple[Dataset, Dataset]:
     return train, test
 
 
-def model_input(record: Record) -> object:
-    """What the backbone reads of a record: its text, or its feature vector."""
-    return record.text if record.text is not None else record.features
-
-
 def place_shards(train: Dataset, placement: Placement) -> list[ShardData]:
     """Examples of every shard by slice, from the keyed placement of each record's subject."""
     grid: list[list[list[Example]]] = [
@@ -133,12 +129,7 @@ def train_run(
         budget=spec.budget,
         deletion_probs=probs,
     )
-    encoder = AdaptedEncoder(
-        load_backbone(config.backbone),
-        n_groups=config.n_slices,
-        rank=config.rank,
-        alpha=config.alpha,
-    )
+    encoder = build_encoder(config)
     store = LocalCheckpointStore(out / "checkpoints")
     trainer = S3TTrainer(encoder, config, store)
     inputs = {r.record_id: model_input(r) for r in train.records}
@@ -192,9 +183,7 @@ def train_run(
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / (RUN_FILE + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / RUN_FILE)
+    write_atomic(out / RUN_FILE, json.dumps(manifest, indent=1).encode())
 
 
 def load_manifest(out: Path) -> dict[str, Any]:
@@ -235,12 +224,7 @@ def evaluate_run(
     spec = RunSpec.from_dict(manifest["spec"])
     config = spec.config
     _, test = split_dataset(spec)
-    encoder = AdaptedEncoder(
-        load_backbone(config.backbone),
-        n_groups=config.n_slices,
-        rank=config.rank,
-        alpha=config.alpha,
-    )
+    encoder = build_encoder(config)
     if encoder.backbone.weights_sha256 != manifest["backbone_sha256"]:
         raise RunError("the installed backbone weights differ from the ones this run trained on")
     members = served_members(manifest)

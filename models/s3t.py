@@ -20,13 +20,14 @@ from models.checkpoints import CheckpointManifest, CheckpointStore
 from models.config import TrainConfig
 from models.data.records import records_digest
 from models.determinism import derive_seed, generator
+from models.errors import ModelsError
 from models.head import ClassificationHead
 from models.progress import NULL_PROGRESS, Advance, Progress
 from models.training import Example, RowSource, fit
 from sharding import RetrainTask
 
 
-class IsolationError(RuntimeError):
+class IsolationError(ModelsError):
     """A training step changed the weights of a group it must leave alone."""
 
 
@@ -84,10 +85,12 @@ class S3TTrainer:
         if sorted(seq) != list(range(self.config.n_slices)):
             raise ValueError(f"sequence {seq} is not a permutation of the shard's slices")
         chain = list(restored)
-        for k, sha in enumerate(chain, start=1):
-            manifest = self.store.get(sha)[1]
+        for k, address in enumerate(chain, start=1):
+            manifest = self.store.get(address)[1]
             if manifest.slice_ids != seq[:k] or manifest.shard != data.shard:
-                raise ValueError(f"restored checkpoint {sha} does not belong to step {k} of {seq}")
+                raise ValueError(
+                    f"restored checkpoint {address} does not belong to step {k} of {seq}"
+                )
         shared = {} if shared is None else shared
         n_examples = sum(len(data.examples(seq[:k])) for k in range(len(chain) + 1, len(seq) + 1))
         with progress.task(

@@ -78,7 +78,7 @@ def fit(
             out = encoder.forward_from(hidden, mask, start)
             loss = F.cross_entropy(head(out, mask), labels[idx].to(device))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             total += float(loss.detach()) * len(idx)
             count += len(idx)

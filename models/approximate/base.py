@@ -14,10 +14,12 @@ from typing import Literal, Protocol
 import torch
 from torch import Tensor, nn
 
+from models.errors import ModelsError
+
 Task = Literal["classifier", "lm"]
 
 
-class UnlearningError(ValueError):
+class UnlearningError(ModelsError, ValueError):
     """A method or family used where it does not fit, or bad inputs."""
 
 
@@ -127,6 +129,6 @@ def train_epochs(
         for batch in data.batches(batch_size, generator=gen):
             loss = per_example_nll(family.forward(model, batch)).mean()
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
     return model.eval()

@@ -68,7 +68,7 @@ def auc_band(n_forget: int, n_held_out: int, margin: float, z: float = 0.0) -> f
     does not raise a flag. ``z = 0`` keeps the bare margin."""
     if n_forget < 1 or n_held_out < 1:
         return margin
-    se = ((n_forget + n_held_out + 1) / (12 * n_forget * n_held_out)) ** 0.5
+    se: float = ((n_forget + n_held_out + 1) / (12 * n_forget * n_held_out)) ** 0.5
     return max(margin, z * se)
 
 

@@ -53,11 +53,10 @@ def family_kind(name: str) -> FamilyKind:
 def make_family(name: str, params: Mapping[str, Any], n_classes: int) -> Family:
     """The family with ``params`` applied; unknown or ill-typed parameters are refused."""
     kind = family_kind(name)
-    fields = {
-        f.name: f
-        for f in dataclasses.fields(kind.make)
-        if not f.name.startswith("_")  # type: ignore[arg-type]
-    }
+    family_class = kind.make
+    if not dataclasses.is_dataclass(family_class):
+        raise TypeError(f"family {name} is not a dataclass: its fields are its parameters")
+    fields = {f.name: f for f in dataclasses.fields(family_class) if not f.name.startswith("_")}
     allowed = sorted(set(fields) - _FIXED)
     unknown = sorted(set(params) - set(allowed))
     if unknown:

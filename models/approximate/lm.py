@@ -121,7 +121,8 @@ class TinyGPT2Family:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = GPT2LMHeadModel(gpt_config)
-        return model.eval()
+        model.eval()  # type: ignore[no-untyped-call]  # transformers leaves eval() untyped
+        return model
 
     def forward(self, model: nn.Module, batch: Batch) -> Output:
         logits = model(input_ids=batch.inputs).logits
@@ -149,7 +150,7 @@ class TinyGPT2Family:
             for batch in data.batches(self.batch_size, generator=order):
                 loss = token_nll(self.forward(model, batch))
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 nn.utils.clip_grad_norm_(model.parameters(), self.grad_clip)
                 optimizer.step()
                 schedule.step()

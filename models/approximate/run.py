@@ -83,7 +83,7 @@ def _train(m: Any, ctx: Context, progress: Progress) -> None:
             for batch in driver.batches(size, generator=ctx.generator):
                 partner = next(paired) if paired is not None else None
                 forget, retain = (batch, partner) if m.drive == "forget" else (partner, batch)
-                loss = m.loss(ctx, forget, retain)  # type: ignore[arg-type]
+                loss = m.loss(ctx, forget, retain)
                 optimizer.zero_grad()
                 loss.backward()
                 m.before_step(ctx)

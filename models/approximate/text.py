@@ -16,10 +16,12 @@ from models.approximate.base import (
     Examples,
     Output,
     Task,
+    UnlearningError,
     classifier_output,
     train_epochs,
 )
-from models.backbones import Backbone, load_backbone
+from models.backbone import Backbone, Tokenizer
+from models.backbones import load_backbone
 from models.head import ClassificationHead
 
 
@@ -30,7 +32,13 @@ class LoraTextClassifier(nn.Module):
     def __init__(self, backbone: Backbone, n_classes: int, rank: int, alpha: float) -> None:
         super().__init__()
         targets = [t for layer in range(backbone.n_layers) for t in backbone.adapter_targets(layer)]
-        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets)
+        # peft annotates lora_alpha as int but scales by alpha / r, so a float alpha is exact.
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,  # type: ignore[arg-type]
+            lora_dropout=0.0,
+            target_modules=targets,
+        )
         self.encoder = inject_adapter_in_model(config, backbone.model)
         self.head = ClassificationHead(backbone.hidden_size, n_classes)
 
@@ -54,7 +62,7 @@ class LoraTextFamily:
     epochs: int = 2
     lr: float = 2e-3
     batch_size: int = 32
-    _tokenizer: object = field(default=None, repr=False)
+    _tokenizer: Tokenizer | None = field(default=None, repr=False)
 
     def build(self, seed: int) -> nn.Module:
         backbone = load_backbone("all-minilm-l6-v2")
@@ -69,7 +77,9 @@ class LoraTextFamily:
     def encode_texts(self, texts: Sequence[str], labels: Sequence[int]) -> Examples:
         if self._tokenizer is None:
             self._tokenizer = load_backbone("all-minilm-l6-v2").tokenizer
-        enc = self._tokenizer(  # type: ignore[operator]
+        if self._tokenizer is None:
+            raise UnlearningError("backbone all-minilm-l6-v2 has no tokenizer")
+        enc = self._tokenizer(
             list(texts),
             padding="max_length",
             truncation=True,

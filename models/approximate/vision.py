@@ -31,7 +31,8 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc2(F.relu(self.fc1(x.flatten(1))))
+        out: torch.Tensor = self.fc2(F.relu(self.fc1(x.flatten(1))))
+        return out
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The one error type of the data layer.
 
-``DataError`` subclasses ``ValueError`` so callers that only know "bad input" still catch
-it; the service maps it onto its own error tree by ``code``.  It carries where the
-problem is (``source``, 1-based physical ``line``, optional ``column``) as attributes, and
-renders them as a prefix: ``data.csv line 7: duplicate record_id "r3" (first seen on line 4)``.
+``DataError`` is a :class:`~models.errors.ModelsError` and also a ``ValueError``, so callers
+that only know "bad input" still catch it; the service maps it onto its own error tree by
+``code``.  It carries where the problem is (``source``, 1-based physical ``line``, optional
+``column``) as attributes, and renders them as a prefix:
+``data.csv line 7: duplicate record_id "r3" (first seen on line 4)``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from models.errors import ModelsError
 
-class DataError(ValueError):
+
+class DataError(ModelsError, ValueError):
     """Invalid, missing or unreadable data; raised before anything is half-built."""
 
     code = "data_invalid"

@@ -13,9 +13,10 @@ from typing import Any
 
 from models.data.errors import DataError
 from models.data.records import check_identifier
+from models.errors import ModelsError
 
 
-class FieldError(Exception):
+class FieldError(ModelsError):
     """A bad value in one row; ``column`` names the field when there is one."""
 
     def __init__(self, message: str, column: str | None = None) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from models.data.errors import DataError
+from models.errors import ModelsError
 
 COLUMNS = ("record_id", "subject_id", "text", "features", "label")
 CONTENT_COLUMNS = ("text", "features")
@@ -116,7 +117,7 @@ def read_csv_rows(lines: Iterator[str], *, source: str) -> Iterator[RawRow]:
         raise DataError(f"malformed CSV header: {exc}", source=source, line=1) from None
 
 
-class _DuplicateKeyError(Exception):
+class _DuplicateKeyError(ModelsError):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.key = key

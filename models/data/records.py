@@ -19,7 +19,7 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -150,6 +150,17 @@ class Dataset:
 
     def _derive(self, suffix: str, records: tuple[Record, ...]) -> Dataset:
         return Dataset(name=self.name + suffix, records=records, label_names=self.label_names)
+
+
+def model_input(source: Record | Mapping[str, object]) -> object:
+    """What the backbone reads of a record: its text, or its feature vector.
+
+    ``source`` is a ``Record`` or its stored payload (``{"text": ...}`` or
+    ``{"features": [...]}``, as the lineage database keeps it).
+    """
+    if isinstance(source, Record):
+        return source.text if source.text is not None else source.features
+    return source["text"] if "text" in source else source["features"]
 
 
 def record_digest(record: Record) -> str:

@@ -12,10 +12,10 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.adapters import AdaptedEncoder
-from models.backbones import load_backbone
+from models.adapters import AdaptedEncoder, build_encoder
 from models.cache import ActivationCache
 from models.config import TrainConfig
+from models.data import model_input
 from models.device import resolve_device
 from models.progress import NULL_PROGRESS, Progress
 from models.s3t import ShardData
@@ -32,10 +32,6 @@ class ShardSnapshot:
     data: ShardData
     inputs: dict[str, object]
     erased: frozenset[str]
-
-
-def model_input(payload: dict[str, object]) -> object:
-    return payload["text"] if "text" in payload else payload["features"]
 
 
 def read_shard(s: Session, model_id: int, shard: int, n_slices: int) -> ShardSnapshot:
@@ -68,13 +64,7 @@ def read_shard(s: Session, model_id: int, shard: int, n_slices: int) -> ShardSna
 
 def make_encoder(config: TrainConfig) -> AdaptedEncoder:
     """The model's encoder on the worker's device (``UNLEARN_DEVICE``, default CUDA if any)."""
-    encoder = AdaptedEncoder(
-        load_backbone(config.backbone),
-        n_groups=config.n_slices,
-        rank=config.rank,
-        alpha=config.alpha,
-    )
-    return encoder.to(resolve_device())
+    return build_encoder(config).to(resolve_device())
 
 
 def cache_dir(settings: Settings, model_id: int, shard: int) -> Path:

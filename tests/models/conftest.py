@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from models.adapters import AdaptedEncoder
-from models.backbones import Backbone, load_backbone
+from models.backbone import Backbone
+from models.backbones import load_backbone
 from models.cache import ActivationCache
 from models.config import TrainConfig
 from models.determinism import configure_determinism

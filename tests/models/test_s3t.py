@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from models import training
-from models.adapters import state_hash
 from models.checkpoints import InMemoryCheckpointStore
+from models.hashing import state_hash
 from models.s3t import IsolationError, S3TTrainer, group_tensors, retrain_sequence, train_shard
 from tests.models.conftest import build_cache, shard_from_items, synthetic_items
 

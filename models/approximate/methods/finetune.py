@@ -34,4 +34,5 @@ class L1Sparse(Method):
         # The penalty decays linearly to zero: sparsify early, recover accuracy late.
         gamma = ctx.params["gamma"] * (1 - ctx.step / max(ctx.total_steps, 1))
         l1 = sum(p.abs().sum() for p in ctx.model.parameters() if p.requires_grad)
-        return per_example_nll(ctx.forward(retain)).mean() + gamma * l1
+        loss: Tensor = per_example_nll(ctx.forward(retain)).mean() + gamma * l1
+        return loss

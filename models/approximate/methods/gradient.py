@@ -23,7 +23,7 @@ def _retain_terms(ctx: Context, retain: Batch | None) -> Tensor:
     anchor to the original model."""
     assert retain is not None
     out = ctx.forward(retain)
-    loss = -ctx.params["retain_weight"] * per_example_logprob(out).mean()
+    loss: Tensor = -ctx.params["retain_weight"] * per_example_logprob(out).mean()
     if ctx.params["kl_weight"]:
         loss = loss + ctx.params["kl_weight"] * kl_to_reference(ctx.reference_forward(retain), out)
     return loss
@@ -52,5 +52,5 @@ class NPO(Method):
         current = per_example_logprob(ctx.forward(forget))
         reference = per_example_logprob(ctx.reference_forward(forget))
         # -(2/beta) log sigmoid(-beta * log(pi/pi_ref)) == (2/beta) softplus(beta * log ratio)
-        npo = (2.0 / beta) * F.softplus(beta * (current - reference)).mean()
+        npo: Tensor = (2.0 / beta) * F.softplus(beta * (current - reference)).mean()
         return npo + _retain_terms(ctx, retain)

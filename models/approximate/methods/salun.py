@@ -29,7 +29,7 @@ class SalUn(Method):
         grads = {n: torch.zeros_like(p) for n, p in ctx.model.named_parameters() if p.requires_grad}
         for batch in ctx.forget.batches(256):
             ctx.model.zero_grad()
-            per_example_nll(ctx.forward(batch)).sum().backward()
+            per_example_nll(ctx.forward(batch)).sum().backward()  # type: ignore[no-untyped-call]
             for n, p in ctx.model.named_parameters():
                 if n in grads and p.grad is not None:
                     grads[n] += p.grad
