@@ -49,8 +49,9 @@ def run_family(family: str, n_deletions: int, seed: int) -> dict[str, Any]:
     from service.core import Service
     from service.jobs.runner import LocalWorker
     from service.lineage.deletion import DeletionInput
-    from service.lineage.query import get_request, request_view
+    from service.lineage.query import get_request
     from service.settings import Settings
+    from service.usecases.views import request_view
 
     configure_determinism()
     torch.set_num_threads(2)

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from models.approximate.base import Examples, Family
 from models.approximate.families import to_examples
+from models.data import model_input
 from service.db.tables import ForgetPayloadRow, PlacementRow, RecordRow
-from service.jobs.shards import model_input
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from models.approximate.base import Family
 from models.approximate.families import load_weights, make_family, weights
 from models.approximate.methods.ssd import importances
 from models.approximate.run import unlearn
-from models.progress import NULL_PROGRESS, Progress
 from service.approximate.data import Rows, forget_rows, held_out_rows, training_rows
 from service.approximate.evidence import flagged, measure, version_scores
 from service.approximate.store import VersionStore, version_store
@@ -38,10 +37,11 @@ from service.db.tables import (
     ModelRow,
     ModelVersionRow,
 )
-from service.jobs.lifecycle import finish, owned, transition
+from service.jobs.attempt import Attempt
+from service.jobs.lifecycle import transition
 from service.jobs.progress import JobProgress, beating
 from service.lineage.registry import get_model
-from service.settings import Settings
+from service.states import CLOSED_REQUEST_STATES, ModelState, RequestState
 
 log = logging.getLogger(__name__)
 FISHER = "fisher."  # weights-file prefix of the SSD importances stored with a version
@@ -75,13 +75,12 @@ def _setup(s: Session, model: ModelRow) -> Setup:
     )
 
 
-def run_fit(
-    db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
-) -> None:
+def run_fit(ctx: Attempt) -> None:
+    db = ctx.db
     with db.write() as s:
-        job = owned(s, job_id, attempt)
+        job = ctx.owned(s)
         model = get_model(s, job.model_id)
-        model.status = "training"
+        model.status = ModelState.TRAINING
     with db.snapshot() as s:
         model = get_model(s, job.model_id)
         setup = _setup(s, model)
@@ -89,17 +88,17 @@ def run_fit(
         train = training_rows(s, model.id)
         held_out = held_out_rows(s, setup.eval_dataset_id)
     family = setup.family()
-    tracker = JobProgress(db, job_id, attempt, progress)
+    tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     with beating(tracker):
         examples = train.examples(family)
         net = family.fit(family.build(setup.seed), examples, seed=setup.seed)
         fisher = importances(family, net, examples) if setup.method == "SSD" else {}
         scores = version_scores(family, net, train, held_out, setup.config)
-    store = version_store(settings.checkpoints_dir)
+    store = version_store(ctx.settings.checkpoints_dir)
     sha = store.put(_with_fisher(net, fisher))
     with _cleanup(db, store, sha), db.write() as s:
         model = get_model(s, setup.model_id, lock=True)
-        job = owned(s, job_id, attempt)
+        job = ctx.owned(s)
         row = ModelVersionRow(
             model_id=model.id,
             version=next_version(s, model.id),
@@ -113,12 +112,12 @@ def run_fit(
         )
         s.add(row)
         publish(s, model, row)
-        model.status = "ready"
+        model.status = ModelState.READY
         audit.append(
             s, "model.trained", {"model": model.id, "job": job.id, "n_records": len(train)}
         )
         job.evidence = {"version": row.version, "n_records": len(train), **scores}
-        finish(s, job)
+        ctx.finish(s, job)
 
 
 @dataclass(frozen=True)
@@ -140,7 +139,7 @@ def _read(s: Session, job: JobRow, model: ModelRow, setup: Setup) -> _Work | Non
     """``None`` when the model failed to train (it serves nothing, so nothing to forget)."""
     parent = live_version(s, model.id)
     if parent is None:
-        if model.status == "failed":
+        if model.status == ModelState.FAILED:
             return None
         raise RuntimeError(f"model {model.id} has no live version yet (still training?)")
     waiting = [r.id for r in _waiting(s, job.id)]
@@ -157,9 +156,8 @@ def _read(s: Session, job: JobRow, model: ModelRow, setup: Setup) -> _Work | Non
     )
 
 
-def run_unlearn(
-    db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
-) -> None:
+def run_unlearn(ctx: Attempt) -> None:
+    db, job_id = ctx.db, ctx.job_id
     with db.snapshot() as s:
         job = s.get(JobRow, job_id)
         assert job is not None
@@ -168,19 +166,19 @@ def run_unlearn(
         work = _read(s, job, model, setup)
     if work is None or not len(work.forget):
         live = None if work is None else work.parent_id
-        _nothing_to_forget(db, job_id, attempt, setup.model_id, live)
+        _nothing_to_forget(ctx, setup.model_id, live)
         return
     parent_id, forget, retain, held_out = work.parent_id, work.forget, work.retain, work.held_out
     params, data_version = work.params, work.data_version
     method, overrides = str(params["method"]), dict(params.get("overrides", {}))
     family = setup.family()
-    store = version_store(settings.checkpoints_dir)
+    store = version_store(ctx.settings.checkpoints_dir)
     saved = store.get(work.parent_sha)
     fisher = {k[len(FISHER) :]: v for k, v in saved.items() if k.startswith(FISHER)}
     net = load_weights(
         family.build(setup.seed), {k: v for k, v in saved.items() if not k.startswith(FISHER)}
     )
-    tracker = JobProgress(db, job_id, attempt, progress)
+    tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     with beating(tracker):
         result = unlearn(
             family,
@@ -216,7 +214,7 @@ def run_unlearn(
     retired = None
     with _cleanup(db, store, sha), db.write() as s:
         model = get_model(s, setup.model_id, lock=True)
-        job = owned(s, job_id, attempt)
+        job = ctx.owned(s)
         parent = s.get(ModelVersionRow, parent_id)
         assert parent is not None
         if parent.state != "live":
@@ -250,8 +248,9 @@ def run_unlearn(
         if review:
             now = utcnow()
             for req in _waiting(s, job_id):
-                transition(s, req, "needs_review", now, {"model": model.id, "version": row.version})
-        finish(s, job)
+                detail = {"model": model.id, "version": row.version}
+                transition(s, req, RequestState.NEEDS_REVIEW, now, detail)
+        ctx.finish(s, job)
     if retired is not None:
         store.delete(retired)
 
@@ -263,22 +262,22 @@ def _waiting(s: Session, job_id: int) -> list[DeletionRequestRow]:
             .join(DeletionJobRow, DeletionJobRow.request_id == DeletionRequestRow.id)
             .where(
                 DeletionJobRow.job_id == job_id,
-                DeletionRequestRow.state.not_in(("completed", "failed", "needs_review")),
+                DeletionRequestRow.state.not_in(
+                    (*CLOSED_REQUEST_STATES, RequestState.NEEDS_REVIEW)
+                ),
             )
             .order_by(DeletionRequestRow.id)
         )
     )
 
 
-def _nothing_to_forget(
-    db: Database, job_id: int, attempt: int, model_id: int, live: int | None
-) -> None:
+def _nothing_to_forget(ctx: Attempt, model_id: int, live: int | None) -> None:
     """The live weights were never trained on the requests' records (trained or retrained
     after they were erased), or the model never trained at all: nothing to unlearn, and the
     request can complete."""
-    with db.write() as s:
+    with ctx.db.write() as s:
         get_model(s, model_id, lock=True)
-        job = owned(s, job_id, attempt)
+        job = ctx.owned(s)
         row = None if live is None else s.get(ModelVersionRow, live)
         job.evidence = {
             "version": None if row is None else row.version,
@@ -288,7 +287,7 @@ def _nothing_to_forget(
             if row is None
             else "the live version was trained without these records",
         }
-        finish(s, job)
+        ctx.finish(s, job)
 
 
 def _with_fisher(net: nn.Module, fisher: dict[str, Tensor]) -> dict[str, Tensor]:

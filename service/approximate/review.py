@@ -15,9 +15,10 @@ from service.approximate.versions import live_version, publish, unused_weights
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow, ModelRow, ModelVersionRow
-from service.jobs.lifecycle import settle, transition
+from service.jobs.lifecycle import Hooks, settle, transition
 from service.lineage.errors import Conflict, Unprocessable
 from service.lineage.registry import get_model
+from service.states import RequestState
 
 Action = Literal["accept", "method", "retrain"]
 
@@ -34,8 +35,12 @@ def resolve(
     action: Action,
     method: str | None = None,
     overrides: dict[str, Any] | None = None,
+    *,
+    hooks: Hooks,
 ) -> Resolved:
-    if req.state != "needs_review":
+    """Apply the operator's ``action`` in ``s``'s transaction (``hooks``: the lifecycle's,
+    for requests an accepted version completes)."""
+    if req.state != RequestState.NEEDS_REVIEW:
         raise Conflict(f"request {req.public_id} is {req.state}, not needs_review")
     if (action == "method") != (method is not None):
         raise Unprocessable("name a method with action 'method', and only then")
@@ -71,13 +76,13 @@ def resolve(
         jobs.append(queue_unlearning(s, model, req, name, overrides or {}))
     detail = {"action": action, "method": method if action == "method" else None}
     audit.append(s, "request.reviewed", {"request": req.public_id, **detail}, at=now)
-    transition(s, req, "unlearning", now, detail)
+    transition(s, req, RequestState.UNLEARNING, now, detail)
     s.flush()
     if action == "accept":
         linked = list(
             s.scalars(select(DeletionJobRow.job_id).where(DeletionJobRow.request_id == req.id))
         )
-        settle(s, linked)
+        settle(s, linked, hooks)
     return Resolved(jobs, [sha for sha in delete if unused_weights(s, sha)])
 
 

@@ -14,10 +14,13 @@ from models.approximate.base import Family
 from models.approximate.families import load_weights, make_family, to_examples
 from models.approximate.lm_evidence import greedy_continue
 from service.approximate.jobs import FISHER
-from service.approximate.store import VersionStore
+from service.approximate.store import VersionStore, version_store
 from service.approximate.versions import live_version
 from service.db.tables import DatasetRow, ModelRow
-from service.lineage.errors import Conflict, Unavailable
+from service.kind import Prediction, ServeContext
+from service.lineage.errors import Conflict, NotFound, Unavailable
+from service.predict import classify
+from service.states import ModelState
 
 CONTINUATION_TOKENS = 32
 
@@ -47,10 +50,41 @@ class LiveVersion:
         return out
 
 
+@dataclass
+class ApproximateLoaded:
+    version: int
+    data_kind: str
+    live: LiveVersion
+    label_names: list[str]
+
+    def answer(self, inputs: Sequence[object]) -> Prediction:
+        if self.live.family.task == "lm":
+            prompts = [str(x) for x in inputs]
+            return Prediction(
+                [], [], self.version, [], self.live.version, self.live.complete(prompts)
+            )
+        logits = self.live.logits(inputs)
+        return classify(logits, self.label_names, self.version, [], self.live.version)
+
+
+def load_approximate(model_id: int, ctx: ServeContext) -> ApproximateLoaded:
+    """The live version of the model, loaded in one snapshot."""
+    with ctx.db.snapshot() as s:
+        model = s.get(ModelRow, model_id)
+        if model is None:
+            raise NotFound(f"no model {model_id}")
+        dataset = s.get(DatasetRow, model.dataset_id)
+        assert dataset is not None
+        live = load_live(s, model, version_store(ctx.settings.checkpoints_dir))
+        return ApproximateLoaded(
+            model.routing_version, dataset.kind, live, list(dataset.label_names)
+        )
+
+
 def load_live(s: Session, model: ModelRow, store: VersionStore) -> LiveVersion:
     live = live_version(s, model.id)
     if live is None:
-        if model.status in ("pending", "training"):
+        if model.status in (ModelState.PENDING, ModelState.TRAINING):
             raise Conflict(f"model {model.id} is still {model.status}: nothing to serve yet")
         raise Unavailable(f"model {model.id} has no live version")
     dataset = s.get(DatasetRow, model.dataset_id)

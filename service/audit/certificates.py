@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,24 +21,21 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.approximate.certify import approximate_entry
 from service.audit import log as audit
 from service.audit.jcs import canonical
 from service.audit.keys import verify
 from service.db.base import utcnow
 from service.db.tables import (
     CertificateRow,
-    CheckpointRow,
-    DeletionEventRow,
-    DeletionJobRow,
     DeletionRequestRow,
-    JobRow,
     ModelRow,
     PlacementRow,
     RecordRow,
-    SequenceRow,
 )
-from service.lineage.publish import sequence_chain
+from service.kinds import kind_of
+from service.lineage.errors import Conflict, NotFound
+from service.lineage.query import get_request
+from service.states import RequestState
 
 KIND = "unlearn.deletion-certificate"
 VERSION = 1
@@ -82,6 +78,7 @@ def certificate_body(
 
 
 def _models(s: Session, req: DeletionRequestRow) -> list[dict[str, Any]]:
+    """One entry per model that held the request's records, as the model's kind writes it."""
     versions = s.execute(
         select(PlacementRow.model_id, func.min(PlacementRow.erased_version))
         .join(RecordRow, RecordRow.id == PlacementRow.record_pk)
@@ -89,76 +86,11 @@ def _models(s: Session, req: DeletionRequestRow) -> list[dict[str, Any]]:
         .group_by(PlacementRow.model_id)
         .order_by(PlacementRow.model_id)
     ).all()
-    retired = _retired(s, req)
-    cuts: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for cut in req.cut:
-        cuts[int(cut["model"])].append(cut)
-    evidence = _evidence(s, req)
     out = []
     for model_id, version in versions:
         model = s.get(ModelRow, model_id)
         assert model is not None
-        if model.kind == "approximate":
-            out.append(approximate_entry(s, req, model, version))
-            continue
-        out.append(
-            {
-                "model": model_id,
-                "config_sha256": model.config_hash,
-                "backbone_sha256": model.backbone_sha256,
-                "routing_version_before": None if version is None else version - 1,
-                "routing_version_after": model.routing_version,
-                "checkpoints_cut": sorted(c.sha256 for c in retired if c.model_id == model_id),
-                "sequences": [_replacement(s, model, c) for c in cuts[model_id]],
-                "retrain_evidence": evidence.get(model_id, []),
-            }
-        )
-    return out
-
-
-def _retired(s: Session, req: DeletionRequestRow) -> list[CheckpointRow]:
-    detail = s.scalar(
-        select(DeletionEventRow.detail).where(
-            DeletionEventRow.request_id == req.id, DeletionEventRow.state == "effective"
-        )
-    )
-    shas = list((detail or {}).get("retired", []))
-    if not shas:
-        return []
-    return list(s.scalars(select(CheckpointRow).where(CheckpointRow.sha256.in_(shas))))
-
-
-def _replacement(s: Session, model: ModelRow, cut: Mapping[str, Any]) -> dict[str, Any]:
-    seq = s.scalar(
-        select(SequenceRow).where(
-            SequenceRow.model_id == model.id,
-            SequenceRow.shard == cut["shard"],
-            SequenceRow.position == cut["sequence"],
-        )
-    )
-    assert seq is not None
-    chain = sequence_chain(s, seq, seq.valid_depth)
-    return {
-        "shard": cut["shard"],
-        "sequence": cut["sequence"],
-        "cut_to_depth": cut["to_depth"],
-        "depth_now": seq.valid_depth,
-        "replaced_by": [c.sha256 for c in chain[int(cut["to_depth"]) :]],
-    }
-
-
-def _evidence(s: Session, req: DeletionRequestRow) -> dict[int, list[dict[str, Any]]]:
-    jobs = s.scalars(
-        select(JobRow)
-        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-        .where(DeletionJobRow.request_id == req.id, JobRow.state == "done")
-        .order_by(JobRow.id)
-    )
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for job in jobs:
-        item = {"job": job.id, "kind": job.kind, "check": "not_run"}
-        item.update(job.evidence or {})
-        out[job.model_id].append(item)
+        out.append(kind_of(model).certificate_entry(s, req, model, version))
     return out
 
 
@@ -219,3 +151,16 @@ def check_certificate(raw: bytes, keys: Mapping[str, Ed25519PublicKey]) -> Certi
 
 def get_certificate(s: Session, request_pk: int) -> CertificateRow | None:
     return s.scalar(select(CertificateRow).where(CertificateRow.request_id == request_pk))
+
+
+def certificate_document(s: Session, public_id: str) -> str:
+    """The signed certificate of a completed request, exactly as issued."""
+    req = get_request(s, public_id)
+    if req.state != RequestState.COMPLETED:
+        raise Conflict(
+            f"request {public_id} is {req.state}: its certificate is issued when it completes"
+        )
+    cert = get_certificate(s, req.id)
+    if cert is None:
+        raise NotFound(f"request {public_id} completed before certificates were issued")
+    return cert.document

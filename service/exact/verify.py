@@ -1,17 +1,16 @@
-"""``unlearn verify``: check the exactness invariant on the live DB and checkpoint store.
+"""``unlearn verify`` for S3T models: the exactness invariant on the DB and checkpoint store.
 
-For every model, every shard's route must point at steps whose checkpoints are live, exist in
-the store with the bytes their sha256 names, carry the manifest the DB recorded, and were
-trained on exactly the records of their slices that were active at their ``data_version``
-with none of those erased since (recomputed digest). Erased records must have no payload;
-retired checkpoint files must be gone.
+Every shard's route must point at steps whose checkpoints are live, exist in the store with
+the bytes their sha256 names, carry the manifest the DB recorded, and were trained on
+exactly the records of their slices that were active at their ``data_version`` with none
+of those erased since (recomputed digest). Retired checkpoint files must be gone, and so
+must erased rows of activation caches whose shard has no pending job.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -19,8 +18,6 @@ from sqlalchemy.orm import Session
 
 from models.checkpoints import CheckpointError, LocalCheckpointStore
 from models.data import records_digest
-from service.approximate.store import version_store
-from service.approximate.verify import approximate_violations, quarantine_violations
 from service.db.tables import (
     CheckpointRow,
     JobRow,
@@ -30,56 +27,34 @@ from service.db.tables import (
     RoutingRow,
     SequenceRow,
 )
+from service.kind import Report, VerifyContext
 from service.lineage.publish import sequence_chain
+from service.states import OPEN_JOB_STATES
 from sharding import serve
 
 
-@dataclass
-class Report:
-    checked_models: int = 0
-    checked_checkpoints: int = 0
-    violations: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.violations
+def verify_exact(s: Session, ctx: VerifyContext, model: ModelRow, report: Report) -> None:
+    """Routes, served checkpoints and (with ``ctx.caches``) activation caches of one model."""
+    _verify_model(s, ctx.store, model, report)
+    if ctx.caches is not None:
+        _verify_caches(s, ctx.caches, model, report.violations)
 
 
-def verify(s: Session, store: LocalCheckpointStore, caches: Path | None = None) -> Report:
-    """``caches``: the activation-cache root; erased rows may remain there only while a job
-    of their shard (which removes them first) is still pending."""
-    report = Report()
-    versions = version_store(store.root)
-    for model in s.scalars(select(ModelRow).order_by(ModelRow.id)):
-        report.checked_models += 1
-        if model.kind == "approximate":
-            report.violations += approximate_violations(s, versions, model)
-            continue
-        _verify_model(s, store, model, report)
-        if caches is not None:
-            _verify_caches(s, caches, model, report)
-    erased_with_payload = s.scalars(
-        select(RecordRow.record_id).where(
-            RecordRow.state == "erased", RecordRow.payload.is_not(None)
-        )
-    ).all()
-    for rid in erased_with_payload:
-        report.violations.append(f"erased record {rid} still has its payload")
-    report.violations += quarantine_violations(s)
+def retired_files(s: Session, ctx: VerifyContext, report: Report) -> None:
+    """A retired checkpoint was trained on erased data: its file must be gone."""
     for sha in s.scalars(select(CheckpointRow.sha256).where(CheckpointRow.state == "retired")):
-        if store.exists(sha):
+        if ctx.store.exists(sha):
             report.violations.append(f"retired checkpoint {sha[:12]} still has its file")
-    return report
 
 
-def _verify_caches(s: Session, caches: Path, model: ModelRow, report: Report) -> None:
+def _verify_caches(s: Session, caches: Path, model: ModelRow, bad: list[str]) -> None:
     from models.cache import ActivationCache
 
     pending = set(
         s.scalars(
             select(SequenceRow.shard)
             .join(JobRow, JobRow.sequence_id == SequenceRow.id)
-            .where(JobRow.model_id == model.id, JobRow.state.in_(("queued", "running")))
+            .where(JobRow.model_id == model.id, JobRow.state.in_(OPEN_JOB_STATES))
         )
     )
     erased: dict[int, set[str]] = defaultdict(set)
@@ -95,7 +70,7 @@ def _verify_caches(s: Session, caches: Path, model: ModelRow, report: Report) ->
             continue
         left = sorted(rid for rid in erased[shard] if rid in ActivationCache(root))
         if left:
-            report.violations.append(
+            bad.append(
                 f"model {model.id} shard {shard}: activation cache still holds {len(left)} "
                 f"erased record(s), e.g. {left[0]}"
             )

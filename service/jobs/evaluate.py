@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from models.adapters import AdaptedEncoder
 from models.checkpoints import CheckpointStore
+from models.data import model_input
 from models.ensemble import EnsemblePredictor
 from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import DatasetRow, ModelRow, RecordRow
-from service.jobs.shards import model_input
 from service.lineage.served import served
 
 log = logging.getLogger(__name__)

@@ -1,17 +1,22 @@
 """A job's life in the DB: claim (with a lease), heartbeat, finish, fail, and settling the
 deletion requests that wait on it. Every transition is a guarded UPDATE, so a job run twice
-(redelivery after a crash) publishes once."""
+(redelivery after a crash) publishes once.
+
+This module knows no model kind and no certificate format: what happens when a request
+completes (its certificate) and when a job fails for good (a kind's incident) comes in as
+:class:`Hooks`, built above the kinds (``service.jobs.hooks``).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.engine import Database
@@ -21,19 +26,28 @@ from service.db.tables import (
     DeletionRequestRow,
     ForgetPayloadRow,
     JobRow,
-    ModelRow,
 )
+from service.states import FINAL_JOB_STATES, JobState, RequestState
 
 LEASE = dt.timedelta(seconds=120)
 MAX_ATTEMPTS = 3
-FINAL = ("done", "superseded", "failed")
+FINAL = FINAL_JOB_STATES
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """``issue``: write the certificate of a request completing in this transaction;
+    ``job_failed``: the model kind's reaction to a job that failed for good."""
+
+    issue: Callable[[Session, DeletionRequestRow, audit.EventRef], object]
+    job_failed: Callable[[Session, JobRow], None]
 
 
 class LostJob(RuntimeError):
     """The job was superseded, finished elsewhere or re-claimed after our lease ran out."""
 
 
-def claim(db: Database, job_id: int, *, lease: dt.timedelta = LEASE) -> int | None:
+def claim(db: Database, job_id: int, hooks: Hooks, *, lease: dt.timedelta = LEASE) -> int | None:
     """Take the job if it is queued, or running with an expired lease; returns the attempt
     number that owns it, or ``None`` when there is nothing to do."""
     now = utcnow()
@@ -48,8 +62,8 @@ def claim(db: Database, job_id: int, *, lease: dt.timedelta = LEASE) -> int | No
             job.state, job.finished_at = "failed", now
             job.error = job.error or f"gave up after {job.attempts} attempts without a result"
             s.flush()
-            _model_failed(s, job)
-            settle(s, [job.id])
+            hooks.job_failed(s, job)
+            settle(s, [job.id], hooks)
             return None
         job.state, job.started_at, job.heartbeat_at = "running", now, now
         job.attempts += 1
@@ -76,16 +90,16 @@ def heartbeat(db: Database, job_id: int, attempt: int, done: int, total: int) ->
         job.progress_done, job.progress_total = done, total
 
 
-def finish(s: Session, job: JobRow) -> None:
+def finish(s: Session, job: JobRow, hooks: Hooks) -> None:
     """Mark the (owned) job done and complete the requests that waited only on it."""
     job.state, job.finished_at = "done", utcnow()
     job.progress_done = job.progress_total
     s.flush()
     audit.append(s, "job.finished", {"job": job.id, "kind": job.kind, "attempt": job.attempts})
-    settle(s, [job.id])
+    settle(s, [job.id], hooks)
 
 
-def fail(db: Database, job_id: int, attempt: int, error: str) -> str:
+def fail(db: Database, job_id: int, attempt: int, error: str, hooks: Hooks) -> str:
     """Record a failure: back to ``queued`` for another attempt, or ``failed`` for good."""
     with db.write() as s:
         try:
@@ -106,14 +120,14 @@ def fail(db: Database, job_id: int, attempt: int, error: str) -> str:
         if job.attempts >= MAX_ATTEMPTS:
             job.state, job.finished_at = "failed", utcnow()
             s.flush()
-            _model_failed(s, job)
-            settle(s, [job.id])
+            hooks.job_failed(s, job)
+            settle(s, [job.id], hooks)
         else:
             job.state, job.enqueued_at = "queued", None
         return job.state
 
 
-def settle(s: Session, job_ids: Iterable[int]) -> None:
+def settle(s: Session, job_ids: Iterable[int], hooks: Hooks) -> None:
     """Requests linked to these jobs become ``completed`` when every job they wait on is
     done or superseded (its successor is linked too), ``failed`` when one failed. A request
     in ``needs_review`` waits for an operator (``service.approximate.review``)."""
@@ -134,24 +148,10 @@ def settle(s: Session, job_ids: Iterable[int]) -> None:
             )
         )
         if "failed" in states:
-            transition(s, req, "failed", now)
-        elif all(state in ("done", "superseded") for state in states):
+            transition(s, req, RequestState.FAILED, now, hooks=hooks)
+        elif all(state in (JobState.DONE, JobState.SUPERSEDED) for state in states):
             req.completed_at = now
-            transition(s, req, "completed", now)
-
-
-def _model_failed(s: Session, job: JobRow) -> None:
-    """An approximate model whose ``fit`` failed for good has nothing to serve, ever: say so.
-    (An S3T model keeps its status: shards its train job published may be served, and a
-    deletion must still cut them.)"""
-    if job.kind != "fit":
-        return
-    model = s.get(ModelRow, job.model_id)
-    assert model is not None
-    model.status = "failed"
-    lines = (job.error or "").strip().splitlines()
-    model.error = lines[-1] if lines else "fit failed"
-    audit.append(s, "model.failed", {"model": model.id, "job": job.id})
+            transition(s, req, RequestState.COMPLETED, now, hooks=hooks)
 
 
 def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime) -> None:
@@ -169,9 +169,12 @@ def transition(
     state: str,
     now: dt.datetime,
     detail: dict[str, Any] | None = None,
+    *,
+    hooks: Hooks | None = None,
 ) -> None:
     """Move the request to ``state``: timeline row, audit event, and on completion or
-    failure the purge of its quarantined payloads (then, on completion, its certificate)."""
+    failure the purge of its quarantined payloads (then, on completion, its certificate:
+    ``hooks`` is required for that)."""
     req.state = state
     s.add(DeletionEventRow(request_id=req.id, state=state, at=now, detail=detail))
     if state in ("completed", "failed"):
@@ -187,6 +190,8 @@ def transition(
     if detail:
         data.update(detail)
     ref = audit.append(s, f"request.{state}", data, at=now)
-    if state == "completed":
+    if state == RequestState.COMPLETED:
+        if hooks is None:
+            raise ValueError(f"request {req.public_id} cannot complete without its hooks")
         s.flush()
-        certificates.issue(s, req, ref)
+        hooks.issue(s, req, ref)

@@ -17,17 +17,18 @@ from collections.abc import Callable
 from sqlalchemy import or_, select, update
 
 from models.progress import NULL_PROGRESS, Progress
-from service.approximate.jobs import run_fit, run_unlearn
 from service.db.base import utcnow
 from service.db.engine import Database
 from service.db.tables import JobRow
+from service.jobs.attempt import Attempt
+from service.jobs.hooks import HOOKS
 from service.jobs.lifecycle import LEASE, LostJob, claim, fail
-from service.jobs.training import run_retrain, run_train
+from service.kinds import job_runners
 from service.settings import Settings
+from service.states import JobState
 
 log = logging.getLogger(__name__)
 
-RUNNERS = {"train": run_train, "retrain": run_retrain, "fit": run_fit, "unlearn": run_unlearn}
 Send = Callable[[int, str], None]
 
 
@@ -36,7 +37,7 @@ def run_job(
 ) -> str:
     """Claim and run one job; returns ``done``, ``skipped``, ``lost``, ``queued`` (will be
     retried) or ``failed``."""
-    attempt = claim(db, job_id)
+    attempt = claim(db, job_id, HOOKS)
     if attempt is None:
         return "skipped"
     with db.read() as s:
@@ -44,13 +45,13 @@ def run_job(
         assert job is not None
         kind = job.kind
     try:
-        RUNNERS[kind](db, settings, job_id, attempt, progress)
+        job_runners()[kind](Attempt(db, settings, job_id, attempt, HOOKS, progress))
     except LostJob:
         log.info("job %s attempt %s lost ownership; its work is discarded", job_id, attempt)
         return "lost"
     except Exception:
         log.exception("job %s attempt %s failed", job_id, attempt)
-        return fail(db, job_id, attempt, traceback.format_exc())
+        return fail(db, job_id, attempt, traceback.format_exc(), HOOKS)
     return "done"
 
 
@@ -60,7 +61,7 @@ def dispatch_pending(db: Database, send: Send) -> list[int]:
         pending = list(
             s.execute(
                 select(JobRow.id, JobRow.kind)
-                .where(JobRow.state == "queued", JobRow.enqueued_at.is_(None))
+                .where(JobRow.state == JobState.QUEUED, JobRow.enqueued_at.is_(None))
                 .order_by(JobRow.id)
             )
         )
@@ -84,11 +85,11 @@ def reconcile(
             update(JobRow)
             .where(
                 or_(
-                    (JobRow.state == "running") & (JobRow.heartbeat_at < now - lease),
-                    (JobRow.state == "queued") & (JobRow.enqueued_at < now - resend_after),
+                    (JobRow.state == JobState.RUNNING) & (JobRow.heartbeat_at < now - lease),
+                    (JobRow.state == JobState.QUEUED) & (JobRow.enqueued_at < now - resend_after),
                 )
             )
-            .values(state="queued", enqueued_at=None)
+            .values(state=JobState.QUEUED, enqueued_at=None)
         )
     return dispatch_pending(db, send)
 
@@ -118,7 +119,10 @@ class LocalWorker:
         reconcile(self.db, self.send)
         with self.db.read() as s:
             job_id = s.scalar(
-                select(JobRow.id).where(JobRow.state == "queued").order_by(JobRow.id).limit(1)
+                select(JobRow.id)
+                .where(JobRow.state == JobState.QUEUED)
+                .order_by(JobRow.id)
+                .limit(1)
             )
         if job_id is None:
             return False

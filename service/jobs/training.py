@@ -20,21 +20,21 @@ from models.checkpoints import (
     Tensors,
 )
 from models.config import TrainConfig
-from models.progress import NULL_PROGRESS, Progress
+from models.progress import Progress
 from models.s3t import S3TTrainer, ShardData, retrain_sequence, train_shard
 from models.training import RowSource
 from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow
+from service.exact.deletion import ensure_retrain
+from service.jobs.attempt import Attempt
 from service.jobs.evaluate import evaluate_served
-from service.jobs.lifecycle import finish, owned
 from service.jobs.progress import JobProgress
 from service.jobs.shards import cache_dir, make_encoder, read_shard, shard_cache
-from service.lineage.deletion import ensure_retrain
 from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
 from service.lineage.routing import refresh_routing, served_depths, shard_sequences
-from service.settings import Settings
+from service.states import ModelState
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +94,8 @@ def _with_manifests(
 
 
 def _publish(
-    db: Database,
+    ctx: Attempt,
     store: CheckpointStore,
-    job_id: int,
-    attempt: int,
     model_id: int,
     published: list[tuple[int, list[tuple[str, CheckpointManifest]]]],
     *,
@@ -113,10 +111,10 @@ def _publish(
     missing = [sha for _, chain in published for sha, _ in chain if not store.exists(sha)]
     if missing:
         raise FileNotFoundError(f"checkpoint file(s) vanished before publishing: {missing}")
-    with db.write() as s:
+    with ctx.db.write() as s:
         # Model row first, then the job row: the order a deletion takes them in.
         model = get_model(s, model_id, lock=True)
-        job = owned(s, job_id, attempt)
+        job = ctx.owned(s)
         followups = []
         shards = set()
         for seq_id, chain in published:
@@ -143,51 +141,43 @@ def _publish(
         )
         if done:
             job.evidence = evidence
-            if job.kind == "train":
-                model.status = "ready"
-            finish(s, job)
+            ctx.finish(s, job)
         for seq, depth in followups:
             ensure_retrain(s, model, seq.id, depth + 1, seq.shard)
 
 
-def run_train(
-    db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
-) -> None:
+def run_train(ctx: Attempt) -> None:
+    db = ctx.db
     with db.read() as s:
-        job_row = s.get(JobRow, job_id)
+        job_row = s.get(JobRow, ctx.job_id)
         assert job_row is not None
         model_id = job_row.model_id
     with db.write() as s:
         model = get_model(s, model_id, lock=True)
-        owned(s, job_id, attempt)
-        model.status = "training"
+        ctx.owned(s)
+        model.status = ModelState.TRAINING
         model_id, n_shards = model.id, model.n_shards
         config = model_config(model)
     encoder = make_encoder(config)
     with db.write() as s:
         get_model(s, model_id).backbone_sha256 = encoder.backbone.weights_sha256
-    store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir))
+    store = RecordingStore(LocalCheckpointStore(ctx.settings.checkpoints_dir))
     with _cleaning(db, store):
-        _train_shards(
-            db, settings, job_id, attempt, model_id, n_shards, config, encoder, store, progress
-        )
+        _train_shards(ctx, model_id, n_shards, config, encoder, store)
     evaluate_served(db, store, model_id, encoder)
 
 
 def _train_shards(
-    db: Database,
-    settings: Settings,
-    job_id: int,
-    attempt: int,
+    ctx: Attempt,
     model_id: int,
     n_shards: int,
     config: TrainConfig,
     encoder: AdaptedEncoder,
     store: RecordingStore,
-    progress: Progress,
 ) -> None:
+    db = ctx.db
     trainer = S3TTrainer(encoder, config, store)
-    tracker = JobProgress(db, job_id, attempt, progress)
+    tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     for shard in range(n_shards):
         with db.snapshot() as s:
             seqs = shard_sequences(s, model_id, shard)
@@ -196,7 +186,7 @@ def _train_shards(
             snap = read_shard(s, model_id, shard, config.n_slices)
             order = [(q.id, tuple(q.permutation)) for q in seqs]
         cache = shard_cache(
-            cache_dir(settings, model_id, shard),
+            cache_dir(ctx.settings, model_id, shard),
             encoder,
             snap,
             max_length=config.max_length,
@@ -204,10 +194,8 @@ def _train_shards(
         )
         chains = train_shard(trainer, snap.data, cache, [p for _, p in order], progress=tracker)
         _publish(
-            db,
+            ctx,
             store,
-            job_id,
-            attempt,
             model_id,
             [(qid, _with_manifests(store, c)) for (qid, _), c in zip(order, chains, strict=True)],
             from_step=1,
@@ -216,21 +204,20 @@ def _train_shards(
         )
     with db.write() as s:
         model = get_model(s, model_id, lock=True)
-        job = owned(s, job_id, attempt)
-        model.status = "ready"
+        job = ctx.owned(s)
+        model.status = ModelState.READY
         audit.append(
             s,
             "model.trained",
-            {"model": model_id, "routing_version": model.routing_version, "job": job_id},
+            {"model": model_id, "routing_version": model.routing_version, "job": job.id},
         )
-        finish(s, job)
+        ctx.finish(s, job)
 
 
-def run_retrain(
-    db: Database, settings: Settings, job_id: int, attempt: int, progress: Progress = NULL_PROGRESS
-) -> None:
+def run_retrain(ctx: Attempt) -> None:
+    db, settings = ctx.db, ctx.settings
     with db.snapshot() as s:
-        job = s.get(JobRow, job_id)
+        job = s.get(JobRow, ctx.job_id)
         assert job is not None and job.sequence_id is not None and job.from_step is not None
         model = s.get(ModelRow, job.model_id)
         seq = s.get(SequenceRow, job.sequence_id)
@@ -242,7 +229,7 @@ def run_retrain(
         perm = tuple(seq.permutation)
     encoder = make_encoder(config)
     store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir))
-    tracker = JobProgress(db, job_id, attempt, progress)
+    tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     with _cleaning(db, store):
         cache = shard_cache(
             cache_dir(settings, model_id, snap.data.shard),
@@ -264,10 +251,8 @@ def run_retrain(
         if settings.check_retrain:
             evidence = _from_scratch_check(encoder, config, snap.data, cache, perm, chain, tracker)
         _publish(
-            db,
+            ctx,
             store,
-            job_id,
-            attempt,
             model_id,
             [(seq_id, _with_manifests(store, chain))],
             from_step=from_step,

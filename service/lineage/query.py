@@ -1,4 +1,5 @@
-"""Read-side views: a record's lineage, a model's status, a deletion request's timeline."""
+"""Read-side lineage: a record's lineage, a request by id, job views (kind-independent; the
+model and request views that read the kinds are in ``service.usecases.views``)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,16 @@ from sqlalchemy.orm import Session
 from service.db.tables import (
     CheckpointRow,
     DatasetRow,
-    DeletionEventRow,
-    DeletionJobRow,
     DeletionRequestRow,
     JobRow,
     ModelRow,
     PlacementRow,
     RecordRow,
     RoutingRow,
-    SequenceRow,
     SequenceStepRow,
 )
-from service.lineage.errors import Conflict, NotFound
+from service.lineage.errors import NotFound
+from service.states import OPEN_JOB_STATES
 
 
 def record_lineage(s: Session, record_id: str, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -89,80 +88,12 @@ def _served_checkpoints(s: Session) -> set[int]:
     return {r for (r,) in rows}
 
 
-def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
-    if model.kind == "approximate":
-        return approximate_status(s, model)
-    routes = {
-        r.shard: r for r in s.scalars(select(RoutingRow).where(RoutingRow.model_id == model.id))
-    }
-    shards = []
-    for shard in range(model.n_shards):
-        seqs = list(
-            s.scalars(
-                select(SequenceRow)
-                .where(SequenceRow.model_id == model.id, SequenceRow.shard == shard)
-                .order_by(SequenceRow.position)
-            )
-        )
-        route = routes.get(shard)
-        served = None if route is None else route.sequence_id
-        shards.append(
-            {
-                "shard": shard,
-                "served_sequence": next((q.position for q in seqs if q.id == served), None),
-                "served_depth": 0 if route is None else route.depth,
-                "sequences": [
-                    {
-                        "position": q.position,
-                        "permutation": list(q.permutation),
-                        "valid_depth": q.valid_depth,
-                    }
-                    for q in seqs
-                ],
-            }
-        )
-    return {
-        "id": model.id,
-        "kind": model.kind,
-        "status": model.status,
-        "error": model.error,
-        "routing_version": model.routing_version,
-        "n_shards": model.n_shards,
-        "n_slices": int(model.config["n_slices"]),
-        "budget": model.budget,
-        "selection": model.selection,
-        "config_hash": model.config_hash,
-        "shards": shards,
-        "jobs": [job_view(j) for j in _open_jobs(s, model)],
-    }
-
-
-def approximate_status(s: Session, model: ModelRow) -> dict[str, Any]:
-    from service.approximate.versions import version_view, versions
-
-    rows = versions(s, model.id)
-    live = next((v.version for v in rows if v.state == "live"), None)
-    return {
-        "id": model.id,
-        "kind": "approximate",
-        "status": model.status,
-        "error": model.error,
-        "routing_version": model.routing_version,
-        "family": model.family,
-        "method": model.method,
-        "config": dict(model.config),
-        "config_hash": model.config_hash,
-        "live_version": live,
-        "versions": [version_view(v) for v in rows],
-        "jobs": [job_view(j) for j in _open_jobs(s, model)],
-    }
-
-
-def _open_jobs(s: Session, model: ModelRow) -> list[JobRow]:
+def open_jobs(s: Session, model: ModelRow) -> list[JobRow]:
+    """The model's queued and running jobs, oldest first."""
     return list(
         s.scalars(
             select(JobRow)
-            .where(JobRow.model_id == model.id, JobRow.state.in_(("queued", "running")))
+            .where(JobRow.model_id == model.id, JobRow.state.in_(OPEN_JOB_STATES))
             .order_by(JobRow.id)
         )
     )
@@ -182,68 +113,8 @@ def job_view(job: JobRow) -> dict[str, Any]:
     }
 
 
-def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
-    from service.approximate.versions import unlearn_attempts
-
-    events = s.scalars(
-        select(DeletionEventRow)
-        .where(DeletionEventRow.request_id == req.id)
-        .order_by(DeletionEventRow.id)
-    )
-    jobs = list(
-        s.scalars(
-            select(JobRow)
-            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-            .where(DeletionJobRow.request_id == req.id)
-            .order_by(JobRow.id)
-        )
-    )
-    unlearning = unlearn_attempts(s, req.id)
-    return {
-        "id": req.public_id,
-        "state": req.state,
-        "method": _method(unlearning),
-        "outcome": req.outcome,
-        "reason": req.reason,
-        "dataset": req.dataset,
-        "record_ids": req.record_ids,
-        "subject": req.subject_key is not None,
-        "n_records": req.n_records,
-        "cut": list(req.cut),
-        "received_at": req.received_at.isoformat(),
-        "effective_at": None if req.effective_at is None else req.effective_at.isoformat(),
-        "completed_at": None if req.completed_at is None else req.completed_at.isoformat(),
-        "due_at": req.due_at.isoformat(),
-        "timeline": [{"state": e.state, "at": e.at.isoformat()} for e in events],
-        "jobs": [job_view(j) for j in jobs],
-        "unlearning": unlearning,
-    }
-
-
-def _method(unlearning: list[dict[str, Any]]) -> str:
-    """``approximate`` when a version that is (or was) served, or one still being made, comes
-    from an approximate method; rejected versions do not count."""
-    counted = [u for u in unlearning if (u["version"] or {}).get("state") != "rejected"]
-    return "approximate" if any(not u["exact"] for u in counted) else "exact"
-
-
 def get_request(s: Session, public_id: str) -> DeletionRequestRow:
     req = s.scalar(select(DeletionRequestRow).where(DeletionRequestRow.public_id == public_id))
     if req is None:
         raise NotFound(f"no deletion request {public_id!r}")
     return req
-
-
-def certificate_document(s: Session, public_id: str) -> str:
-    """The signed certificate of a completed request, exactly as issued."""
-    from service.audit.certificates import get_certificate
-
-    req = get_request(s, public_id)
-    if req.state != "completed":
-        raise Conflict(
-            f"request {public_id} is {req.state}: its certificate is issued when it completes"
-        )
-    cert = get_certificate(s, req.id)
-    if cert is None:
-        raise NotFound(f"request {public_id} completed before certificates were issued")
-    return cert.document

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.tables import ModelRow, PlacementRow, RoutingRow, SequenceRow
-from sharding import serve
+from sharding import ShardRoute, serve
 
 
 def shard_sequences(session: Session, model_id: int, shard: int) -> list[SequenceRow]:
@@ -23,11 +23,24 @@ def shard_sequences(session: Session, model_id: int, shard: int) -> list[Sequenc
 
 def refresh_routing(session: Session, model: ModelRow, shards: Iterable[int]) -> None:
     """Point every given shard at its deepest clean sequence (``sharding.serve``)."""
-    for shard in sorted(set(shards)):
-        seqs = shard_sequences(session, model.id, shard)
-        route = serve(shard, [s.valid_depth for s in seqs])
+    sequences = {shard: shard_sequences(session, model.id, shard) for shard in set(shards)}
+    routes = {
+        shard: serve(shard, [q.valid_depth for q in seqs]) for shard, seqs in sequences.items()
+    }
+    persist_routes(session, model, routes, sequences)
+
+
+def persist_routes(
+    session: Session,
+    model: ModelRow,
+    routes: Mapping[int, ShardRoute],
+    sequences: Mapping[int, Sequence[SequenceRow]],
+) -> None:
+    """Write planned routes (``sequences[shard][route.sequence]`` is the served row)."""
+    for shard, route in sorted(routes.items()):
         row = session.get(RoutingRow, (model.id, shard))
         assert row is not None, f"model {model.id} has no routing row for shard {shard}"
+        seqs = sequences[shard]
         row.sequence_id = None if route.sequence is None else seqs[route.sequence].id
         row.depth = route.depth
 

@@ -10,8 +10,9 @@ import pytest
 from service.approximate.registry import ApproximateSpec
 from service.core import Service
 from service.lineage.deletion import DeletionInput
-from service.lineage.query import get_request, request_view
+from service.lineage.query import get_request
 from service.serving import ModelServer
+from service.usecases.views import request_view
 from tests.service.api.conftest import drain
 from tests.service.conftest import synthetic_dataset
 

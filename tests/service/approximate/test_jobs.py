@@ -16,7 +16,7 @@ from service.core import Service
 from service.db.tables import DeletionRequestRow, ForgetPayloadRow, JobRow, ModelVersionRow
 from service.jobs.runner import run_job
 from service.lineage.deletion import DeletionInput
-from service.lineage.verify import verify
+from service.usecases.verify import verify
 from tests.service.api.conftest import drain
 from tests.service.approximate.conftest import CNN
 
@@ -181,8 +181,8 @@ def test_a_fit_that_fails_for_good_marks_the_model_failed_and_frees_its_requests
     request_id, _ = _delete(svc, "subject-0")  # waits on the model's unlearning
     drain(svc)
     with svc.db.read() as s:
-        from service.lineage.query import model_status
         from service.lineage.registry import get_model
+        from service.usecases.views import model_status
 
         status = model_status(s, get_model(s, model_id))
         assert status["status"] == "failed" and "simulated" in status["error"]

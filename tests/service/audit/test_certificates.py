@@ -12,7 +12,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from service.api.app import create_app
-from service.audit.certificates import check_certificate
+from service.audit.certificates import certificate_document, check_certificate
 from service.audit.keys import load_keyring, public_pem
 from service.audit.verify import load_chain
 from service.cli.main import app
@@ -20,7 +20,6 @@ from service.core import Service
 from service.db.tables import CheckpointRow, DeletionEventRow, DeletionRequestRow, RecordRow
 from service.jobs.runner import LocalWorker
 from service.lineage.deletion import DeletionInput
-from service.lineage.query import certificate_document
 from tests.service.conftest import SECRET, synthetic_dataset
 
 runner = CliRunner()

@@ -8,14 +8,13 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from typer.testing import CliRunner
 
-from service.audit.certificates import check_certificate
+from service.audit.certificates import certificate_document, check_certificate
 from service.audit.jcs import canonical
 from service.audit.keys import load_keyring
 from service.audit.verify import load_chain, verify_chain
 from service.cli.main import app
 from service.core import Service
 from service.db.tables import DeletionRequestRow
-from service.lineage.query import certificate_document
 from tests.service.audit.conftest import flow
 from tests.service.conftest import SECRET, synthetic_dataset
 

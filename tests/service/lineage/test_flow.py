@@ -17,9 +17,10 @@ from service.jobs.runner import LocalWorker
 from service.jobs.shards import make_encoder, read_shard
 from service.lineage.deletion import DeletionInput, NoMatch
 from service.lineage.publish import sequence_chain
-from service.lineage.query import model_status, record_lineage
+from service.lineage.query import record_lineage
 from service.lineage.registry import get_model, model_config
-from service.lineage.verify import verify
+from service.usecases.verify import verify
+from service.usecases.views import model_status
 from tests.service.conftest import SMALL, synthetic_dataset
 
 

@@ -1,0 +1,89 @@
+"""An S3T model's part of a deletion certificate: config and backbone hashes, routing
+versions, the checkpoints the request cut, per cut sequence the checkpoints that replaced
+them, and the retrain evidence (the from-scratch check when it ran)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.tables import (
+    CheckpointRow,
+    DeletionEventRow,
+    DeletionJobRow,
+    DeletionRequestRow,
+    JobRow,
+    ModelRow,
+    SequenceRow,
+)
+from service.lineage.publish import sequence_chain
+from service.states import JobState, RequestState
+
+
+def exact_entry(
+    s: Session, req: DeletionRequestRow, model: ModelRow, erased_version: int | None
+) -> dict[str, Any]:
+    return {
+        "model": model.id,
+        "config_sha256": model.config_hash,
+        "backbone_sha256": model.backbone_sha256,
+        "routing_version_before": None if erased_version is None else erased_version - 1,
+        "routing_version_after": model.routing_version,
+        "checkpoints_cut": sorted(c.sha256 for c in _retired(s, req) if c.model_id == model.id),
+        "sequences": [_replacement(s, model, c) for c in req.cut if int(c["model"]) == model.id],
+        "retrain_evidence": _evidence(s, req, model.id),
+    }
+
+
+def _retired(s: Session, req: DeletionRequestRow) -> list[CheckpointRow]:
+    detail = s.scalar(
+        select(DeletionEventRow.detail).where(
+            DeletionEventRow.request_id == req.id,
+            DeletionEventRow.state == RequestState.EFFECTIVE,
+        )
+    )
+    shas = list((detail or {}).get("retired", []))
+    if not shas:
+        return []
+    return list(s.scalars(select(CheckpointRow).where(CheckpointRow.sha256.in_(shas))))
+
+
+def _replacement(s: Session, model: ModelRow, cut: Mapping[str, Any]) -> dict[str, Any]:
+    seq = s.scalar(
+        select(SequenceRow).where(
+            SequenceRow.model_id == model.id,
+            SequenceRow.shard == cut["shard"],
+            SequenceRow.position == cut["sequence"],
+        )
+    )
+    assert seq is not None
+    chain = sequence_chain(s, seq, seq.valid_depth)
+    return {
+        "shard": cut["shard"],
+        "sequence": cut["sequence"],
+        "cut_to_depth": cut["to_depth"],
+        "depth_now": seq.valid_depth,
+        "replaced_by": [c.sha256 for c in chain[int(cut["to_depth"]) :]],
+    }
+
+
+def _evidence(s: Session, req: DeletionRequestRow, model_id: int) -> list[dict[str, Any]]:
+    jobs = s.scalars(
+        select(JobRow)
+        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+        .where(
+            DeletionJobRow.request_id == req.id,
+            JobRow.model_id == model_id,
+            JobRow.state == JobState.DONE,
+        )
+        .order_by(JobRow.id)
+    )
+    out = []
+    for job in jobs:
+        item = {"job": job.id, "kind": job.kind, "check": "not_run"}
+        item.update(job.evidence or {})
+        out.append(item)
+    return out

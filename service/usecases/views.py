@@ -1,0 +1,60 @@
+"""The model and request views, read through each model's kind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.tables import DeletionEventRow, DeletionJobRow, DeletionRequestRow, JobRow, ModelRow
+from service.kinds import KINDS, kind_of
+from service.lineage.query import job_view
+
+
+def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
+    """The model's status view, as its kind draws it."""
+    return kind_of(model).status(s, model)
+
+
+def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
+    events = s.scalars(
+        select(DeletionEventRow)
+        .where(DeletionEventRow.request_id == req.id)
+        .order_by(DeletionEventRow.id)
+    )
+    jobs = list(
+        s.scalars(
+            select(JobRow)
+            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+            .where(DeletionJobRow.request_id == req.id)
+            .order_by(JobRow.id)
+        )
+    )
+    unlearning = [a for kind in KINDS.values() for a in kind.request_attempts(s, req.id)]
+    return {
+        "id": req.public_id,
+        "state": req.state,
+        "method": _method(unlearning),
+        "outcome": req.outcome,
+        "reason": req.reason,
+        "dataset": req.dataset,
+        "record_ids": req.record_ids,
+        "subject": req.subject_key is not None,
+        "n_records": req.n_records,
+        "cut": list(req.cut),
+        "received_at": req.received_at.isoformat(),
+        "effective_at": None if req.effective_at is None else req.effective_at.isoformat(),
+        "completed_at": None if req.completed_at is None else req.completed_at.isoformat(),
+        "due_at": req.due_at.isoformat(),
+        "timeline": [{"state": e.state, "at": e.at.isoformat()} for e in events],
+        "jobs": [job_view(j) for j in jobs],
+        "unlearning": unlearning,
+    }
+
+
+def _method(unlearning: list[dict[str, Any]]) -> str:
+    """``approximate`` when a version that is (or was) served, or one still being made, comes
+    from an approximate method; rejected versions do not count."""
+    counted = [u for u in unlearning if (u["version"] or {}).get("state") != "rejected"]
+    return "approximate" if any(not u["exact"] for u in counted) else "exact"
