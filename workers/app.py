@@ -12,14 +12,11 @@ from functools import cache
 
 from celery import Celery
 from celery.signals import worker_process_init
-from kombu.entity import Queue
 
+from service.app.broker import DEFAULT_QUEUE, GPU_QUEUE, RECONCILE, RUN_JOB, queues
 from service.settings import Settings
 
-GPU_QUEUE = "gpu"
-DEFAULT_QUEUE = "default"
-RUN_JOB = "unlearn.run_job"
-RECONCILE = "unlearn.reconcile"
+__all__ = ["DEFAULT_QUEUE", "GPU_QUEUE", "RECONCILE", "RUN_JOB", "make_celery"]
 
 # Redis re-delivers a message that stays unacknowledged this long (acks are late: after the
 # task). It must exceed the longest job, or a second worker picks the job up while the first
@@ -28,12 +25,6 @@ VISIBILITY_TIMEOUT_S = 4 * 60 * 60
 # How often beat runs the reconciler: the delay before a lost message or a dead worker's job
 # is dispatched again (on top of the lease, see service.jobs.lifecycle.LEASE).
 RECONCILE_EVERY_S = 30.0
-
-
-def _queue(name: str) -> Queue:
-    # Each queue bound under its own name: two queues that share the default routing key
-    # would both receive every message published with it.
-    return Queue(name, routing_key=name)  # type: ignore[no-untyped-call]
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -57,7 +48,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
-        task_queues=(_queue(GPU_QUEUE), _queue(DEFAULT_QUEUE)),
+        task_queues=queues(),
         task_default_queue=DEFAULT_QUEUE,
         task_routes={RUN_JOB: {"queue": GPU_QUEUE}, RECONCILE: {"queue": DEFAULT_QUEUE}},
         beat_schedule={

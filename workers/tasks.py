@@ -10,47 +10,40 @@ import datetime as dt
 from functools import cache
 from typing import Any
 
-from celery import Celery, shared_task
+from celery import shared_task
 
+from service.app.broker import celery_send
 from service.core import Service
-from service.jobs.lifecycle import LEASE
-from service.jobs.runner import Send, dispatch_pending, reconcile, run_job
 from service.settings import Settings
-from workers.app import GPU_QUEUE, RECONCILE, RUN_JOB
+from workers.app import RECONCILE, RUN_JOB
 
-
-def celery_send(app: Celery) -> Send:
-    """The ``send`` of the outbox (``Service(send=...)``): enqueue ``run_job`` on the GPU queue."""
-
-    def send(job_id: int, kind: str) -> None:
-        app.send_task(RUN_JOB, args=[job_id], queue=GPU_QUEUE)
-
-    return send
+__all__ = ["celery_send", "reconcile_task", "run_job_task", "worker_service"]
 
 
 @cache
 def worker_service() -> Service:
     """One service (DB engine and pool) per worker process, opened after the fork."""
     from models.determinism import configure_determinism
+    from workers.app import app  # the app this worker runs, built from the environment
 
     # The solo and thread pools send no worker_process_init; this call is idempotent.
     configure_determinism()
-    return Service.open(Settings.from_env())
+    return Service.open(Settings.from_env(), send=celery_send(app))
 
 
 def _run_job(task: Any, job_id: int) -> str:
     svc = worker_service()
-    outcome = run_job(svc.db, svc.settings, job_id)
+    outcome = svc.run_job(job_id)
     # Follow-up retrains created at publish, or this job requeued after a failure, go out now
     # rather than at the reconciler's next round.
-    dispatch_pending(svc.db, celery_send(task.app))
+    svc.dispatch_to(celery_send(task.app))
     return outcome
 
 
 def _reconcile(task: Any, lease_s: float | None = None) -> list[int]:
     svc = worker_service()
-    lease = LEASE if lease_s is None else dt.timedelta(seconds=lease_s)
-    return reconcile(svc.db, celery_send(task.app), lease=lease)
+    lease = None if lease_s is None else dt.timedelta(seconds=lease_s)
+    return svc.reconcile(celery_send(task.app), lease=lease)
 
 
 run_job_task = shared_task(name=RUN_JOB, bind=True)(_run_job)

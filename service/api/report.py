@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from service.audit.report import build_report, render_html
-from service.core import Service
+from service.api.deps import App
 from service.lineage.errors import LineageError
 
 router = APIRouter(prefix="/v1")
@@ -32,12 +31,15 @@ def _bound(text: str | None, name: str) -> dt.datetime | None:
     responses={
         200: {
             "description": "The report: JSON numbers, or an HTML page with inline SVG plots",
-            "content": {"application/json": {}, "text/html": {}},
+            "content": {
+                "application/json": {"schema": {"type": "object", "title": "AuditReport"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
         }
     },
 )
 def audit_report(
-    request: Request,
+    svc: App,
     start: Annotated[
         str | None,
         Query(alias="from", description="requests received at or after (ISO date/datetime)"),
@@ -52,9 +54,9 @@ def audit_report(
     lo, hi = _bound(start, "from"), _bound(end, "to")
     if lo is not None and hi is not None and hi <= lo:
         raise LineageError("the report window is empty: 'to' must be after 'from'")
-    svc: Service = request.app.state.service
-    with svc.db.snapshot() as s:
-        report: dict[str, Any] = build_report(s, start=lo, end=hi)
+    report = svc.audit_report(start=lo, end=hi)
     if format == "html":
+        from service.audit.report import render_html
+
         return HTMLResponse(render_html(report))
     return JSONResponse(report)

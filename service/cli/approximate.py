@@ -6,23 +6,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from service.cli.common import fail, out, progress_bars, user_errors
-from service.cli.ops import AsJson, Progress, _dump, _run_or_wait, open_service
+from service.cli.common import (
+    AsJson,
+    Progress,
+    dump_views,
+    fail,
+    open_service,
+    out,
+    progress_bars,
+    user_errors,
+)
+from service.cli.models import finish_model
+from service.cli.printers import print_unlearning
 
 if TYPE_CHECKING:
     from service.approximate.review import Action
-    from service.core import Service
 
-FLAGS = ("under_unlearning", "over_unlearning")
-# Evidence figures worth a glance on one line (classifiers, then the language model).
-HEADLINE = ("UA", "TA_before", "TA", "loss_auc", "min_k_auc", "retain_nll_before", "retain_nll")
 Pairs = Annotated[
     list[str] | None,
     typer.Option(metavar="KEY=VALUE", help="method hyperparameter (repeat)"),
@@ -117,8 +121,7 @@ def train_approximate(
     method_params = pairs(method_param, "--method-param", numbers_only=False)
     with user_errors():
         from service.approximate.registry import ApproximateSpec
-        from service.lineage.query import model_status
-        from service.lineage.registry import get_model
+        from service.views import ApproximateStatus
 
         spec = ApproximateSpec(
             family=family.value,
@@ -138,15 +141,16 @@ def train_approximate(
         svc = open_service()
         model_id = svc.create_approximate_model(dataset, spec)
         if wait:
-            _run_or_wait(svc, model_id, progress)
-        with svc.db.read() as s:
-            view = model_status(s, get_model(s, model_id))
+            finish_model(svc, model_id, progress)
+        view = svc.model_status(model_id)
     if as_json:
-        _dump(view)
+        dump_views(view)
         return
-    live = view["live_version"]
+    if not isinstance(view, ApproximateStatus):
+        fail(f"model {model_id} is not an approximate model")
+    live = view.live_version
     out.print(
-        f"model {model_id} ({view['family']}, unlearns with {view['method']}): {view['status']}, "
+        f"model {model_id} ({view.family}, unlearns with {view.method}): {view.status}, "
         f"live version {live if live is not None else 'none yet'}"
     )
     if not wait:
@@ -189,93 +193,9 @@ def requests_resolve(
     with user_errors():
         svc = open_service()
         view = svc.resolve(request_id, action, method, overrides or None)
-        if wait and view["state"] == "unlearning":
-            view = _finish(svc, request_id, progress)
+        if wait and view.state == "unlearning":
+            view = svc.finish_request(request_id, lambda: progress_bars(progress))
     if as_json:
-        _dump(view)
+        dump_views(view)
         return
     print_unlearning(view)
-
-
-def _finish(svc: Service, public_id: str, progress: bool) -> dict[str, Any]:
-    """Embedded: run the request's queued jobs here. With a broker: poll until it leaves
-    ``unlearning``. Returns the request's view."""
-    from sqlalchemy import select
-
-    from models.determinism import configure_determinism
-    from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow
-    from service.jobs.runner import run_job
-    from service.lineage.query import get_request, request_view
-
-    queued = (
-        select(JobRow.id)
-        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-        .join(DeletionRequestRow, DeletionRequestRow.id == DeletionJobRow.request_id)
-        .where(DeletionRequestRow.public_id == public_id, JobRow.state == "queued")
-        .order_by(JobRow.id)
-        .limit(1)
-    )
-    if svc.settings.embedded:
-        configure_determinism()
-        with progress_bars(progress) as bars:
-            while True:
-                with svc.db.read() as s:
-                    job_id = s.scalar(queued)
-                # A failed attempt goes back to queued until its last one: this ends.
-                if job_id is None or run_job(svc.db, svc.settings, job_id, bars) == "skipped":
-                    break
-    while True:
-        with svc.db.read() as s:
-            view = request_view(s, get_request(s, public_id))
-        if svc.settings.embedded or view["state"] in ("completed", "failed", "needs_review"):
-            return view
-        time.sleep(2)
-
-
-def print_unlearning(view: dict[str, Any]) -> None:
-    """The request's state and method, then per unlearning attempt its version and flags."""
-    out.print(f"request {view['id']} {view['state']} (method {view['method']})")
-    for u in view["unlearning"]:
-        head = f"  model {u['model']} job {u['job']} {u['method']}"
-        v = u["version"]
-        if v is None:
-            out.print(f"{head}: {u.get('note') or 'job ' + u['job_state']}")
-            continue
-        ev = v["evidence"] or {}
-        flags = ", ".join(f for f in FLAGS if ev.get(f)) or "none"
-        figures = " ".join(f"{k} {ev[k]}" for k in HEADLINE if k in ev)
-        exact = " (exact)" if v["exact"] else ""
-        out.print(
-            f"{head}: version {v['version']} {v['state']}{exact}, flags: {flags}"
-            + (f"; {figures}" if figures else ""),
-            highlight=False,
-        )
-    if view["state"] == "needs_review":
-        out.print(
-            f"  decide: unlearn requests resolve {view['id']} --accept | --method NAME | --retrain"
-        )
-
-
-def print_status(v: dict[str, Any]) -> None:
-    """An approximate model in ``unlearn status``: what it is and its versions."""
-    live = v["live_version"]
-    out.print(
-        f"model {v['id']} ({v['status']}): approximate {v['family']}, "
-        f"unlearns with {v['method']}, live version {live if live is not None else '-'}"
-    )
-    table = Table()
-    for col in ("version", "state", "method", "exact", "flags", "published"):
-        table.add_column(col)
-    for row in v["versions"]:
-        ev = row["evidence"] or {}
-        flags = ", ".join(f for f in FLAGS if ev.get(f)) or ("-" if not ev else "none")
-        published = row["published_at"]
-        table.add_row(
-            str(row["version"]),
-            row["state"],
-            row["method"],
-            "yes" if row["exact"] else "no",
-            flags,
-            "-" if published is None else published[:19].replace("T", " "),
-        )
-    out.print(table)

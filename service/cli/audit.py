@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from service.cli.common import fail, out, user_errors
-from service.cli.ops import EXIT_VIOLATION, AsJson, _dump, open_service
+from service.cli.common import EXIT_VIOLATION, AsJson, dump, fail, open_service, out, user_errors
 from service.cli.report import register as register_report
 
 audit_app = typer.Typer(help="The tamper-evident, signed audit trail.", no_args_is_help=True)
@@ -49,7 +48,7 @@ def audit_verify(
         from dataclasses import replace
 
         from service.audit.keys import load_keyring
-        from service.audit.verify import load_chain, pinned_problem, read_export, verify_chain
+        from service.audit.verify import pinned_problem, read_export, verify_chain
 
         keys = list(public_key or [])
         if chain is not None:
@@ -59,15 +58,14 @@ def audit_verify(
             events = list(read_export(chain))
         else:
             svc = open_service()
-            ring = load_keyring([svc.settings.keyring_dir, *keys])
-            with svc.db.snapshot() as s:
-                events = load_chain(s)
+            ring = svc.keyring(keys)
+            events = svc.audit_events()
         report = verify_chain(events, ring)
         problem = pinned_problem(events, _pins(certificate or [], ring))
         if report.ok and problem is not None:
             report = replace(report, broken_at=report.n_events, problem=problem)
     if as_json:
-        _dump(report.__dict__ | {"ok": report.ok})
+        dump(report.__dict__ | {"ok": report.ok})
     elif report.ok:
         out.print(
             f"audit chain OK: {report.n_events} events, head {report.head[:16]}, "
@@ -100,15 +98,12 @@ def audit_export(
 ) -> None:
     """Write the whole chain, one canonical JSON event per line, for DB-free verification."""
     with user_errors():
-        from service.audit.verify import export_lines, load_chain
+        from service.audit.verify import export_lines
 
-        svc = open_service()
-        with svc.db.snapshot() as s:
-            events = load_chain(s)
-        tmp = out_file.with_name(out_file.name + ".part")
-        with tmp.open("wb") as fh:
-            fh.writelines(export_lines(events))
-        tmp.replace(out_file)
+        events = open_service().audit_events()
+        from models.files import write_atomic
+
+        write_atomic(out_file, b"".join(export_lines(events)))
     out.print(f"wrote {len(events)} events to {out_file}", highlight=False)
 
 
@@ -128,25 +123,7 @@ def audit_rotate_key() -> None:
     old key, so a verifier trusting the old key learns the new one; old public keys stay in
     the keyring for older signatures."""
     with user_errors():
-        from service.audit import log as audit
-        from service.audit.keys import raw_public
-
-        svc = open_service()
-        old = svc.signer.key_id
-        new_id, new = svc.signer.rotate()
-        with svc.db.write() as s:
-            audit.append(
-                s,
-                "key.rotated",
-                {
-                    "old_key_id": old,
-                    "new_key_id": new_id,
-                    "public_key": raw_public(new.public_key()).hex(),
-                },
-            )  # signed by the old key when this transaction commits
-        svc.signer.install(new)
-        with svc.db.write() as s:
-            audit.sign_now(s)
+        old, new_id = open_service().rotate_signing_key()
     out.print(f"signing key rotated: {old} -> {new_id}", highlight=False)
 
 
@@ -174,11 +151,7 @@ def certificate_show(
     """Print (or write) the signed certificate of a completed request, byte for byte as
     issued: redirect it to a file and check it with `unlearn certificate verify`."""
     with user_errors():
-        from service.lineage.query import certificate_document
-
-        svc = open_service()
-        with svc.db.read() as s:
-            document = certificate_document(s, request_id)
+        document = open_service().certificate(request_id)
         if out_file is None:
             sys.stdout.write(document + "\n")
         else:
@@ -202,7 +175,7 @@ def certificate_verify(
         check = check_certificate(path.read_bytes(), load_keyring(list(public_key)))
     body = check.body or {}
     if as_json:
-        _dump({"ok": check.ok, "problem": check.problem, "certificate": check.body})
+        dump({"ok": check.ok, "problem": check.problem, "certificate": check.body})
     elif check.ok:
         out.print(
             f"certificate OK: request {body['request']}, {body['records']['n']} record(s) "

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from service.core import Service
+
 out = Console(width=None if sys.stdout.isatty() else 120)
 
 EXIT_USER_ERROR = 2
+EXIT_VIOLATION = 1
+
+Progress = Annotated[bool, typer.Option(help="show progress bars")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
 class Selection(StrEnum):
@@ -29,13 +39,13 @@ def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's documented errors into one line and exit code 2 (no traceback)."""
-    from models.data.errors import DataError
+    from models.errors import ModelsError
     from service.lineage.errors import LineageError
     from service.settings import SettingsError
     from sharding.errors import ShardingError
 
     known: tuple[type[Exception], ...] = (
-        DataError,
+        ModelsError,
         ShardingError,
         LineageError,
         SettingsError,
@@ -46,10 +56,6 @@ def user_errors() -> Iterator[None]:
         yield
     except known as exc:
         fail(str(exc))
-    except RuntimeError as exc:
-        if type(exc).__module__.startswith("models."):
-            fail(str(exc))
-        raise
 
 
 def progress_bars(enabled: bool) -> Any:
@@ -65,3 +71,43 @@ def floats(text: str | None) -> tuple[float, ...] | None:
         return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
         fail(f"--deletion-priors must be comma-separated numbers, got {text!r}")
+
+
+class RequestState(StrEnum):
+    received = "received"
+    effective = "effective"
+    retraining = "retraining"
+    unlearning = "unlearning"
+    needs_review = "needs_review"
+    completed = "completed"
+    failed = "failed"
+
+
+def open_service(*, check_schema: bool = True) -> Service:
+    """The CLI's composition root: the service from the environment, with the broker's
+    sender when one is configured. The embedded SQLite database is migrated on the fly;
+    PostgreSQL needs an explicit ``unlearn db upgrade`` (``check_schema=False``: the
+    ``db`` commands themselves)."""
+    from service.app.broker import broker_send
+    from service.core import Service
+    from service.settings import Settings
+
+    settings = Settings.from_env()
+    svc = Service.open(settings, send=broker_send(settings))
+    if not check_schema:
+        return svc
+    if svc.db.dialect == "sqlite" and not svc.schema_at_head():
+        svc.upgrade_schema()
+    svc.require_schema()
+    return svc
+
+
+def dump(data: Any) -> None:
+    print(json.dumps(data, indent=1, default=str))
+
+
+def dump_views(views: BaseModel | list[Any]) -> None:
+    """Views as JSON, with exactly the keys the read side gave (see ``service.views``)."""
+    from service.views import plain
+
+    dump([plain(v) for v in views] if isinstance(views, list) else plain(views))

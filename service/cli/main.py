@@ -13,8 +13,10 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.table import Table
 
-from service.cli import audit, ops
+from service.cli import approximate, audit, lineage, models, requests, serve
+from service.cli import datasets as dataset_commands
 from service.cli.common import floats, out, user_errors
+from service.cli.db import db_app
 from service.cli.experiment import experiment
 
 app = typer.Typer(
@@ -24,7 +26,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-ops.register(app)
+# The operator commands, in the order `unlearn --help` lists them.
+app.add_typer(db_app, name="db")
+app.command("import")(dataset_commands.import_cmd)
+app.command()(models.train)
+app.command("train-approximate")(approximate.train_approximate)
+app.command()(serve.serve)
+app.command()(serve.worker)
+app.command()(requests.delete)
+requests.requests_app.command("resolve")(approximate.requests_resolve)
+app.add_typer(requests.requests_app, name="requests")
+app.command()(models.status)
+app.command()(lineage.lineage)
+app.command()(lineage.verify)
+app.command()(serve.openapi)
 audit.register(app)
 app.add_typer(experiment, name="experiment")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from service.cli.common import fail, out, user_errors
+from service.cli.common import fail, open_service, out, user_errors
 
 
 class ReportFormat(StrEnum):
@@ -51,12 +51,9 @@ def report(
     HTML is one self-contained page (inline SVG plots), JSON carries the same numbers."""
     lo, hi = parse_bound(start, "--from"), parse_bound(end, "--to")
     with user_errors():
-        from service.audit.report import build_report, render_html
-        from service.cli.ops import open_service
+        from service.audit.report import render_html
 
-        svc = open_service()
-        with svc.db.snapshot() as s:
-            data = build_report(s, start=lo, end=hi)
+        data = open_service().audit_report(start=lo, end=hi)
     text = render_html(data) if fmt is ReportFormat.html else json.dumps(data, indent=1) + "\n"
     if out_file is None:
         sys.stdout.write(text)

@@ -32,8 +32,8 @@ from service.db.tables import (
 from service.jobs.runner import LocalWorker
 from service.lineage.deletion import DeletionInput
 from service.lineage.publish import sequence_chain
-from service.lineage.verify import verify
 from service.settings import Settings
+from service.usecases.verify import verify
 from tests.service.conftest import (
     SECRET,
     SMALL,

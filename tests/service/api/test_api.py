@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.core import Service
-from service.lineage.verify import verify
+from service.usecases.verify import verify
 from tests.service.api.conftest import db_state, drain, jsonl
 from tests.service.conftest import synthetic_dataset
 

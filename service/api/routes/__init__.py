@@ -1,0 +1,11 @@
+"""The ``/v1`` endpoints, one file per noun; each route parses, calls the application
+service once and returns its view (``response_model`` on every route)."""
+
+from fastapi import APIRouter
+
+from service.api.routes import datasets, deletions, models
+
+router = APIRouter(prefix="/v1")
+router.include_router(datasets.router)
+router.include_router(models.router)
+router.include_router(deletions.router)

@@ -1,0 +1,75 @@
+"""The audit trail in the application service: the chain of events, key rotation, a
+request's certificate and the audit report."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from service.audit.keys import Signer
+    from service.db.engine import Database
+    from service.settings import Settings
+
+
+class AuditOps:
+    """Mixed into :class:`service.app.service.Service`, which holds these attributes."""
+
+    settings: Settings
+    db: Database
+    signer: Signer
+
+    def audit_events(self) -> list[Any]:
+        """The whole chain, read in one snapshot."""
+        from service.audit.verify import load_chain
+
+        with self.db.snapshot() as s:
+            return list(load_chain(s))
+
+    def keyring(self, extra: Sequence[Path] = ()) -> dict[str, Any]:
+        """The deployment's trusted keys plus ``extra`` key files or directories."""
+        from service.audit.keys import load_keyring
+
+        return load_keyring([self.settings.keyring_dir, *extra])
+
+    def rotate_signing_key(self) -> tuple[str, str]:
+        """Replace the signing key; the rotation is an event signed by the old key, so a
+        verifier trusting the old key learns the new one. Returns (old, new) key ids."""
+        from service.audit import log as audit
+        from service.audit.keys import raw_public
+
+        old = self.signer.key_id
+        new_id, new = self.signer.rotate()
+        with self.db.write() as s:
+            audit.append(
+                s,
+                "key.rotated",
+                {
+                    "old_key_id": old,
+                    "new_key_id": new_id,
+                    "public_key": raw_public(new.public_key()).hex(),
+                },
+            )  # signed by the old key when this transaction commits
+        self.signer.install(new)
+        with self.db.write() as s:
+            audit.sign_now(s)
+        return old, new_id
+
+    def certificate(self, public_id: str) -> str:
+        """The signed certificate of a completed request, exactly as issued."""
+        from service.audit.certificates import certificate_document
+
+        with self.db.read() as s:
+            return certificate_document(s, public_id)
+
+    def audit_report(
+        self, *, start: dt.datetime | None = None, end: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """The audit report's numbers over requests received in [start, end)."""
+        from service.audit.report import build_report
+
+        with self.db.snapshot() as s:
+            report: dict[str, Any] = build_report(s, start=start, end=end)
+        return report

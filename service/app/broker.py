@@ -1,0 +1,60 @@
+# mypy: disable-error-code="import-untyped"
+"""Telling workers about a job over the broker, by task name (the front ends never import
+``workers``; ``workers.app`` builds the consuming Celery app from the same names and queues).
+
+A message only says "look at job N": the lineage DB holds the state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from celery import Celery
+    from kombu.entity import Queue
+
+    from service.jobs.runner import Send
+    from service.settings import Settings
+
+GPU_QUEUE = "gpu"
+DEFAULT_QUEUE = "default"
+RUN_JOB = "unlearn.run_job"
+RECONCILE = "unlearn.reconcile"
+
+
+def queues() -> tuple[Queue, Queue]:
+    """Each queue bound under its own name: two queues that share the default routing key
+    would both receive every message published with it."""
+    from kombu.entity import Queue
+
+    return (
+        Queue(GPU_QUEUE, routing_key=GPU_QUEUE),  # type: ignore[no-untyped-call]
+        Queue(DEFAULT_QUEUE, routing_key=DEFAULT_QUEUE),  # type: ignore[no-untyped-call]
+    )
+
+
+def celery_send(app: Celery) -> Send:
+    """The ``send`` of the outbox (``Service(send=...)``): enqueue ``run_job`` on the GPU queue."""
+
+    def send(job_id: int, kind: str) -> None:
+        app.send_task(RUN_JOB, args=[job_id], queue=GPU_QUEUE)
+
+    return send
+
+
+def broker_send(settings: Settings) -> Send | None:
+    """The sender a composition root passes to ``Service.open``: a producer on the configured
+    broker, or None on the embedded default (no broker: the local worker polls the DB)."""
+    if settings.broker_url is None:
+        return None
+    from celery import Celery
+
+    app = Celery("unlearn", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        broker_connection_retry_on_startup=True,
+        task_queues=queues(),
+        task_default_queue=DEFAULT_QUEUE,
+    )
+    return celery_send(app)

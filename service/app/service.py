@@ -1,0 +1,91 @@
+"""The application service: every operation the REST API and the operator CLI share.
+
+Every write is one DB transaction; files are touched only after it commits (retired
+checkpoint files deleted, new jobs dispatched), so a crash leaves rows the reconciler and
+``unlearn verify`` can account for. Reads return the typed views of :mod:`service.views`.
+
+The service knows no transport: the composition roots (the CLI's ``open_service``, the API's
+``create_app``, the worker's ``worker_service``) pass in the ``send`` that tells workers about
+new jobs, and the API passes in the model server behind ``predict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from service.app.audit import AuditOps
+from service.app.work import Predictor, Work
+from service.audit import log as audit
+from service.audit.keys import Signer
+from service.db.engine import Database
+from service.lineage.errors import Unavailable
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from models.checkpoints import LocalCheckpointStore
+    from service.jobs.runner import Send
+
+
+def _nowhere(job_id: int, kind: str) -> None:
+    """Dispatch target when no worker listens: jobs wait in the DB for one to start."""
+
+
+@dataclass
+class Service(Work, AuditOps):
+    """``store`` is opened on first use: it loads torch, which the commands that touch no
+    model never need."""
+
+    settings: Settings
+    db: Database
+    signer: Signer
+    send: Send = field(default=_nowhere)
+    predictor: Predictor | None = None
+    _store: LocalCheckpointStore | None = field(default=None, repr=False)
+
+    @property
+    def store(self) -> LocalCheckpointStore:
+        if self._store is None:
+            from models.checkpoints import LocalCheckpointStore
+
+            self._store = LocalCheckpointStore(self.settings.checkpoints_dir)
+        return self._store
+
+    @store.setter
+    def store(self, store: LocalCheckpointStore) -> None:
+        self._store = store
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, send: Send | None = None) -> Service:
+        """Without a ``send``, jobs wait in the DB until a worker or the reconciler finds
+        them; a composition root with a broker passes the broker's sender."""
+        settings = Settings.from_env() if settings is None else settings
+        db = Database.from_url(settings.database_url)
+        signer = Signer.from_settings(settings.signing_key, settings.key_file, settings.keyring_dir)
+        audit.install(db, signer, settings.sign_every)
+        return cls(
+            settings=settings,
+            db=db,
+            signer=signer,
+            send=_nowhere if send is None else send,
+        )
+
+    def upgrade_schema(self) -> None:
+        from service.db import schema
+
+        schema.upgrade(self.db.engine)
+
+    def schema_at_head(self) -> bool:
+        from service.db import schema
+
+        return schema.at_head(self.db.engine)
+
+    def require_schema(self) -> None:
+        if not self.schema_at_head():
+            raise Unavailable("the database schema is not at head: run `unlearn db upgrade`")
+
+    def schema_revisions(self) -> tuple[str | None, str]:
+        """(the database's revision, the newest one)."""
+        from service.db import schema
+
+        return schema.current_revision(self.db.engine), schema.head_revision()

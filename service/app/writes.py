@@ -1,0 +1,149 @@
+"""The write side of the application service: import, register models, accept and resolve
+deletions. Each is one transaction; files are deleted and jobs dispatched after it commits."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from service.app.reads import Reads
+from service.views import Accepted, DatasetSummary, RequestView, plain
+
+if TYPE_CHECKING:
+    from models.data import Dataset
+    from service.approximate.registry import ApproximateSpec
+    from service.approximate.review import Action
+    from service.audit.keys import Signer
+    from service.jobs.runner import Send
+    from service.lineage.deletion import DeletionInput
+    from service.lineage.registry import ModelSpec
+
+log = logging.getLogger(__name__)
+
+
+class Writes(Reads):
+    """Mixed into :class:`service.app.service.Service`, which holds these attributes."""
+
+    send: Send
+    signer: Signer
+
+    def import_dataset(self, name: str, dataset: Dataset) -> DatasetSummary:
+        from service.lineage.datasets import store_dataset
+
+        with self.db.write() as s:
+            row = store_dataset(s, dataset, name, self.settings.secret())
+            return self._summary(s, row)
+
+    def create_model(self, dataset: str, spec: ModelSpec) -> int:
+        from service.lineage.registry import create_model
+
+        with self.db.write() as s:
+            model_id = create_model(s, dataset, spec, self.settings.secret()).id
+        self.dispatch()
+        return model_id
+
+    def create_s3t_model(
+        self,
+        dataset: str,
+        *,
+        shards: int,
+        slices: int,
+        budget: int,
+        selection: str,
+        deletion_probs: tuple[float, ...] | None,
+        rank: int,
+        epochs: int,
+        max_length: int,
+        seed: int,
+        eval_dataset: str | None = None,
+    ) -> int:
+        """An S3T model on the dataset's default backbone, with one class per label."""
+        from models.backbones import default_backbone
+        from models.config import TrainConfig
+        from service.lineage.registry import ModelSpec
+
+        ds = self.dataset(dataset)
+        config = TrainConfig(
+            backbone=default_backbone(ds.kind),
+            n_slices=slices,
+            rank=rank,
+            epochs=epochs,
+            max_length=max_length,
+            seed=seed,
+            n_classes=max(2, len(ds.label_names)),
+        )
+        spec = ModelSpec(
+            n_shards=shards,
+            budget=budget,
+            selection=selection,
+            deletion_probs=deletion_probs,
+            config=config,
+            eval_dataset=eval_dataset,
+        )
+        return self.create_model(dataset, spec)
+
+    def create_approximate_model(self, dataset: str, spec: ApproximateSpec) -> int:
+        from service.approximate.registry import create_approximate_model
+
+        with self.db.write() as s:
+            model_id = create_approximate_model(s, dataset, spec).id
+        self.dispatch()
+        return model_id
+
+    def resolve(
+        self,
+        public_id: str,
+        action: Action,
+        method: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> RequestView:
+        """An operator's decision on a request in ``needs_review``; returns its view."""
+        from service.approximate.review import resolve
+        from service.approximate.store import version_store
+        from service.jobs.hooks import HOOKS
+
+        with self.db.write() as s:
+            req = self._get_request(s, public_id)
+            done = resolve(s, req, action, method, overrides, hooks=HOOKS)
+            view = self._request_view(s, req)
+        store = version_store(self.settings.checkpoints_dir)
+        for sha in done.delete:
+            store.delete(sha)
+        self.dispatch()
+        return view
+
+    def accept(self, req: DeletionInput, idempotency_key: str | None = None) -> Accepted:
+        """Accept a deletion: erased and cut from serving when this returns."""
+        from service.usecases.accept_deletion import accept_deletion
+
+        with self.db.write() as s:
+            accepted = accept_deletion(
+                s, req, secret=self.settings.secret(), idempotency_key=idempotency_key
+            )
+            view = self._request_view(s, accepted.request)
+        for sha in accepted.retired:
+            self.store.delete(sha)
+        self.dispatch()
+        return Accepted(request=view, replayed=accepted.replayed, not_found=accepted.not_found)
+
+    def delete(
+        self, req: DeletionInput, idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], bool, tuple[str, ...]]:
+        """:meth:`accept` as (request view as a dict, replayed?, record ids not found)."""
+        accepted = self.accept(req, idempotency_key)
+        return plain(accepted.request), accepted.replayed, accepted.not_found
+
+    def dispatch_to(self, send: Send) -> list[int]:
+        """Send every queued job the broker has not been told about (the outbox)."""
+        from service.jobs.runner import dispatch_pending
+
+        return dispatch_pending(self.db, send)
+
+    def dispatch(self) -> list[int]:
+        """Tell workers about new jobs. Runs after a commit: a broker outage is logged, not
+        raised (the request is already accepted; the reconciler sends the jobs later)."""
+        try:
+            return self.dispatch_to(self.send)
+        except Exception:
+            log.exception("could not dispatch jobs now; the reconciler will retry")
+            return []

@@ -1,0 +1,88 @@
+"""``unlearn train`` (an S3T model) and ``unlearn status`` (every model's serving state);
+approximate models are registered by ``unlearn train-approximate``
+(``service.cli.approximate``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from service.cli.common import (
+    AsJson,
+    Progress,
+    Selection,
+    dump_views,
+    floats,
+    open_service,
+    out,
+    progress_bars,
+    user_errors,
+)
+from service.cli.printers import print_status
+
+if TYPE_CHECKING:
+    from service.core import Service
+
+
+def train(
+    dataset: Annotated[str, typer.Option(help="name of an imported dataset")],
+    shards: Annotated[int, typer.Option(help="number of shards (m)")] = 2,
+    slices: Annotated[int, typer.Option(help="slices per shard (L) = LoRA layer groups")] = 4,
+    budget: Annotated[int, typer.Option(help="sequences trained per shard (B)")] = 2,
+    selection: Annotated[Selection, typer.Option(help="how sequences are chosen")] = (
+        Selection.cyclic
+    ),
+    deletion_priors: Annotated[
+        str | None, typer.Option(help="per-slice deletion probabilities for bms")
+    ] = None,
+    rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
+    epochs: Annotated[int, typer.Option(help="epochs per training step")] = 2,
+    max_length: Annotated[int, typer.Option(help="tokens per example (truncated)")] = 64,
+    seed: Annotated[int, typer.Option(help="base seed of the model")] = 0,
+    eval_dataset: Annotated[
+        str | None,
+        typer.Option(help="imported held-out dataset scored after training and every retrain"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option(help="train now in this process (embedded) or wait for a worker")
+    ] = True,
+    progress: Progress = True,
+) -> None:
+    """Register an S3T model on a dataset and train it."""
+    with user_errors():
+        svc = open_service()
+        model_id = svc.create_s3t_model(
+            dataset,
+            shards=shards,
+            slices=slices,
+            budget=budget,
+            selection=selection.value,
+            deletion_probs=floats(deletion_priors),
+            rank=rank,
+            epochs=epochs,
+            max_length=max_length,
+            seed=seed,
+            eval_dataset=eval_dataset,
+        )
+        if wait:
+            finish_model(svc, model_id, progress)
+    out.print(f"model {model_id}: see `unlearn status --model {model_id}`")
+
+
+def finish_model(svc: Service, model_id: int, progress: bool) -> None:
+    """Run (embedded) or wait for (broker) the model's training, with progress bars."""
+    svc.finish_model(model_id, lambda: progress_bars(progress))
+
+
+def status(
+    model: Annotated[int | None, typer.Option(help="one model (default: all)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Each model's shards x sequences x served depth (or versions), and the jobs in flight."""
+    with user_errors():
+        views = open_service().model_statuses(model)
+    if as_json:
+        dump_views(views)
+        return
+    print_status(views)

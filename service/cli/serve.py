@@ -1,0 +1,99 @@
+"""``unlearn serve`` (the REST API, optionally with the demo set-up), ``unlearn worker`` and
+``unlearn openapi``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from service.cli.common import Progress, open_service, out, progress_bars, user_errors
+
+if TYPE_CHECKING:
+    from service.views import DemoTargets
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    demo: Annotated[
+        bool,
+        typer.Option(help="on first start, import Rotten Tomatoes and train a small model"),
+    ] = False,
+    demo_records: Annotated[int, typer.Option(help="records the demo imports")] = 2000,
+    run_worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="with no broker: run jobs in this process (else leave them to `unlearn worker`)",
+        ),
+    ] = True,
+    progress: Progress = True,
+) -> None:
+    """Run the REST API (and, with no broker configured, a local worker in the same process)."""
+    with user_errors():
+        import uvicorn
+
+        from service.api.app import create_app
+
+        svc = open_service()
+        if demo:
+            if "UNLEARN_CHECK_RETRAIN" not in os.environ:
+                # The demo proves each retrain against training from scratch (certificates).
+                svc.settings = dataclasses.replace(svc.settings, check_retrain=True)
+            svc.set_up_demo(demo_records, progress=lambda: progress_bars(progress), say=out.print)
+        url = f"http://{host}:{port}"
+        # Plain print: rich would wrap the long curl lines and break copy-paste.
+        print(f"unlearn API on {url}  (docs: {url}/docs)")
+        print(curl_examples(svc.demo_targets(), url), flush=True)
+        uvicorn.run(create_app(svc, run_worker=run_worker), host=host, port=port, log_level="info")
+
+
+def curl_examples(targets: DemoTargets, url: str) -> str:
+    mid = 1 if targets.model_id is None else targets.model_id
+    return (
+        f"try:\n  curl -s {url}/v1/models/{mid}\n"
+        f"  curl -s -X POST {url}/v1/models/{mid}/predict -H 'content-type: application/json' "
+        '-d \'{"inputs": ["a warm, funny film"]}\'\n'
+        f"  curl -s -X POST {url}/v1/deletions -H 'content-type: application/json' "
+        f"-H 'Idempotency-Key: demo-1' "
+        f'-d \'{{"record_ids": ["{targets.record_id or "RECORD_ID"}"]}}\''
+    )
+
+
+def worker(
+    queues: Annotated[str, typer.Option(help="Celery queues to consume")] = "gpu,default",
+    concurrency: Annotated[int, typer.Option(help="Celery worker processes")] = 1,
+) -> None:
+    """Run jobs: a Celery worker when CELERY_BROKER_URL is set, else the local worker loop."""
+    with user_errors():
+        svc = open_service()
+        if not svc.settings.embedded:
+            cmd = ["celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency)]
+            os.execvp(cmd[0], cmd)
+        from models.determinism import configure_determinism
+
+        configure_determinism()
+        local = svc.local_worker()
+        out.print("local worker running jobs from the database (Ctrl-C stops)")
+        local.start()
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            local.stop(timeout=10)
+
+
+def openapi() -> None:
+    """Print the REST API's OpenAPI document."""
+    from service.api.app import create_app
+
+    print(
+        json.dumps(
+            create_app(open_service(check_schema=False), run_worker=False).openapi(), indent=1
+        )
+    )

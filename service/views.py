@@ -1,0 +1,252 @@
+"""The typed views the application layer returns and both front ends print.
+
+Each view is validated from the dict the lineage read functions build, with the same keys in
+the same order. Keys that a dict leaves out on some answers (``not_found``, ``note``,
+``model_version``, ``completions``) are optional fields with a ``None`` default: the API
+renders with ``response_model_exclude_unset`` and :func:`plain` dumps with
+``exclude_unset``, so such a key appears exactly when the dict had it. Timestamps stay the
+ISO strings the DB layer wrote and numbers of free-form dicts stay ``Any``, so the JSON is
+byte for byte what the dicts gave.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+def plain(view: BaseModel) -> dict[str, Any]:
+    """The view as the dict it was built from (the keys it was given, nothing added)."""
+    return view.model_dump(exclude_unset=True)
+
+
+class JobProgress(View):
+    done: int
+    total: int
+
+
+class JobView(View):
+    id: int
+    kind: str
+    state: str
+    sequence_id: int | None
+    from_step: int | None
+    params: dict[str, Any] | None
+    attempts: int
+    progress: JobProgress
+    error: str | None = Field(description="the last line of the last failure")
+
+
+class TimelineEntry(View):
+    state: str
+    at: str
+
+
+class Cut(View):
+    """A sequence of an exact model cut back by a deletion, and the retrain job it queued."""
+
+    model: int
+    shard: int
+    sequence: int
+    from_depth: int
+    to_depth: int
+    job: int
+
+
+class VersionView(View):
+    """A version of an approximate model."""
+
+    version: int
+    state: str
+    method: str
+    exact: bool
+    sha256: str
+    data_version: int
+    evidence: dict[str, Any] | None
+    created_at: str
+    published_at: str | None
+
+
+class UnlearnAttempt(View):
+    model: int
+    job: int
+    job_state: str
+    method: str
+    exact: bool
+    version: VersionView | None
+    note: str | None = None
+
+
+class RequestView(View):
+    """A deletion request with its state timeline, jobs and unlearning attempts."""
+
+    id: str
+    state: str
+    method: str
+    outcome: str | None
+    reason: str | None
+    dataset: str | None
+    record_ids: list[str] | None
+    subject: bool
+    n_records: int
+    cut: list[Cut]
+    received_at: str
+    effective_at: str | None
+    completed_at: str | None
+    due_at: str
+    timeline: list[TimelineEntry]
+    jobs: list[JobView]
+    unlearning: list[UnlearnAttempt]
+    not_found: list[str] | None = Field(
+        None, description="on a new deletion: the record ids given that matched nothing"
+    )
+
+
+class Accepted(View):
+    """The answer of a deletion: its request, whether it replays an earlier one."""
+
+    request: RequestView
+    replayed: bool
+    not_found: tuple[str, ...]
+
+
+class RequestPage(View):
+    items: list[RequestView]
+    next_cursor: str | None = Field(description="pass back as `cursor` for the next page")
+
+
+class SequenceView(View):
+    position: int
+    permutation: list[int]
+    valid_depth: int
+
+
+class ShardView(View):
+    shard: int
+    served_sequence: int | None
+    served_depth: int
+    sequences: list[SequenceView]
+
+
+class S3TStatus(View):
+    """An exact S3T model: per shard its sequences and the served depth."""
+
+    id: int
+    kind: Literal["s3t"]
+    status: str
+    error: str | None
+    routing_version: int
+    n_shards: int
+    n_slices: int
+    budget: int
+    selection: str
+    config_hash: str
+    shards: list[ShardView]
+    jobs: list[JobView]
+
+
+class ApproximateStatus(View):
+    """An approximate model: its family, unlearning method and versions."""
+
+    id: int
+    kind: Literal["approximate"]
+    status: str
+    error: str | None
+    routing_version: int
+    family: str | None
+    method: str | None
+    config: dict[str, Any]
+    config_hash: str
+    live_version: int | None
+    versions: list[VersionView]
+    jobs: list[JobView]
+
+
+ModelStatus = Annotated[S3TStatus | ApproximateStatus, Field(discriminator="kind")]
+MODEL_STATUS: TypeAdapter[S3TStatus | ApproximateStatus] = TypeAdapter(ModelStatus)
+
+
+class DatasetSummary(View):
+    name: str
+    kind: str
+    label_names: list[str]
+    n_records: int
+    n_erased: int
+
+
+class Route(View):
+    shard: int
+    sequence: int | None
+    depth: int
+
+
+class Prediction(View):
+    labels: list[str]
+    probabilities: list[list[float]]
+    routing_version: int
+    routes: list[Route]
+    model_version: int | None = Field(
+        None, description="approximate models: the live version that answered"
+    )
+    completions: list[str] | None = Field(None, description="the language model's answer")
+
+
+class ShapedCheckpoint(View):
+    sha256: str
+    step: int
+    slices: list[int]
+    state: str
+    served: bool
+
+
+class Placement(View):
+    model: int
+    shard: int
+    slice: int
+    erased_version: int | None
+    checkpoints: list[ShapedCheckpoint]
+
+
+class LineageView(View):
+    """Where a record sits in every model and which checkpoints it shaped."""
+
+    dataset: str
+    record_id: str
+    state: str
+    content_sha256: str
+    erased_at: str | None
+    models: list[Placement]
+
+
+class VerifyReport(View):
+    checked_models: int
+    checked_checkpoints: int
+    violations: list[str]
+    ok: bool
+
+
+class Check(View):
+    ok: bool
+    error: str | None = None
+    current: str | None = None
+
+
+class Readiness(View):
+    status: Literal["ready"]
+    checks: dict[str, Check]
+
+
+class Liveness(View):
+    status: Literal["ok"]
+
+
+class DemoTargets(View):
+    """What the curl examples of ``unlearn serve`` point at."""
+
+    model_id: int | None
+    record_id: str | None
