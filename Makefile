@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-slow lint bench clean
+.PHONY: install run test test-slow format typecheck contracts lint bench clean
 
 install: $(STAMP)
 
@@ -31,10 +31,27 @@ test: install
 test-slow: install
 	$(BIN)/pytest -m slow
 
+# Rewrites files: lint fixes first (import order, upgrades), then the formatter.
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy
+
+# The layer contracts ([tool.importlinter] in pyproject.toml) and the import-circle check
+# (tests/test_layers.py); both run and report before the target fails.
+contracts: install
+	@status=0; \
+	$(BIN)/lint-imports --no-cache || status=1; \
+	$(BIN)/pytest -q tests/test_layers.py || status=1; \
+	exit $$status
+
+# Checks only, never rewrites: what CI and the pre-commit hooks run.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	$(MAKE) --no-print-directory typecheck contracts
 
 bench: install
 	$(BIN)/python -m bench.accuracy
