@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from service.app.writes import Writes
 from service.lineage.errors import LineageError
+from service.states import CLOSED_REQUEST_STATES, JobState, ModelState, RequestState
 from service.views import Prediction, RequestView
 
 if TYPE_CHECKING:
@@ -95,16 +96,15 @@ class Work(Writes):
     def finish_model(self, model_id: int, progress: ProgressBars = no_progress) -> None:
         """Embedded: run the model's queued jobs here. With a broker: wait until it is
         ready. Raises :class:`JobFailed` if a job does not end ``done``."""
-        from service.app.queries import model_state, queued_jobs
+        from service.app.queries import model_state
+        from service.jobs.runner import next_queued
 
         if self.settings.embedded:
-            with self.db.read() as s:
-                jobs = iter(queued_jobs(s, model_id=model_id))
-            self._run_queued(lambda _: next(jobs, None), progress, strict=True)
+            self._run_queued(lambda s: next_queued(s, model_id=model_id), progress, strict=True)
             return
-        self._poll(lambda s: model_state(s, model_id) in ("ready", "failed"))
+        self._poll(lambda s: model_state(s, model_id) in (ModelState.READY, ModelState.FAILED))
         with self.db.read() as s:
-            if model_state(s, model_id) == "failed":
+            if model_state(s, model_id) == ModelState.FAILED:
                 raise JobFailed(
                     f"model {model_id} failed to train; see `unlearn status --model {model_id}`"
                 )
@@ -112,14 +112,14 @@ class Work(Writes):
     def finish_request(self, public_id: str, progress: ProgressBars = no_progress) -> RequestView:
         """Embedded: run the request's queued jobs here (a failed attempt is queued again
         until its last). With a broker: wait until it leaves ``unlearning``."""
-        from service.app.queries import next_queued_job
+        from service.jobs.runner import next_queued
 
         if self.settings.embedded:
-            self._run_queued(lambda s: next_queued_job(s, request_id=public_id), progress)
+            self._run_queued(lambda s: next_queued(s, request_id=public_id), progress)
             return self.request(public_id)
         while True:
             view = self.request(public_id)
-            if view.state in ("completed", "failed", "needs_review"):
+            if view.state in (*CLOSED_REQUEST_STATES, RequestState.NEEDS_REVIEW):
                 return view
             time.sleep(POLL_S)
 
@@ -133,16 +133,16 @@ class Work(Writes):
         """Run jobs in this process until ``next_job`` finds none or one is skipped;
         ``strict``: raise unless every job ends ``done``."""
         from models.determinism import configure_determinism
+        from service.jobs.runner import run_next
 
         configure_determinism()
         with progress() as bars:
             while True:
-                with self.db.read() as s:
-                    job_id = next_job(s)
-                if job_id is None:
+                ran = run_next(self.db, self.settings, next_job, bars)
+                if ran is None:
                     return
-                outcome = self.run_job(job_id, bars)
-                if strict and outcome != "done":
+                job_id, outcome = ran
+                if strict and outcome != JobState.DONE:
                     raise JobFailed(f"job {job_id} ended {outcome}; see `unlearn status`")
                 if outcome == "skipped":
                     return

@@ -5,19 +5,19 @@ published (the approximate contract, stated in the request and the certificate).
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import log as audit
 from service.db.tables import (
-    DeletionJobRow,
     DeletionRequestRow,
     ForgetPayloadRow,
-    JobRow,
     ModelRow,
     PlacementRow,
     RecordRow,
 )
+from service.jobs.create import unlearn_job
+from service.states import KindName, ModelState
 
 
 def queue_unlearning(
@@ -29,31 +29,9 @@ def queue_unlearning(
 ) -> int:
     """A new ``unlearn`` job of ``model`` for ``request`` (the model's own method unless one
     is given), linked to the request; returns its id."""
-    n = (
-        session.scalar(
-            select(func.count())
-            .select_from(JobRow)
-            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-            .where(
-                DeletionJobRow.request_id == request.id,
-                JobRow.model_id == model.id,
-                JobRow.kind == "unlearn",
-            )
-        )
-        or 0
-    )
     if method is None:
         method, overrides = model.method, dict(model.config.get("method_params", {}))
-    job = JobRow(
-        kind="unlearn",
-        key=f"unlearn:{model.id}:{request.id}:{n + 1}",
-        model_id=model.id,
-        state="queued",
-        params={"method": method, "overrides": dict(overrides or {})},
-    )
-    session.add(job)
-    session.flush()
-    session.add(DeletionJobRow(request_id=request.id, job_id=job.id))
+    job = unlearn_job(session, model, request, method, dict(overrides or {}))
     audit.append(
         session,
         "unlearning.queued",
@@ -72,8 +50,8 @@ def quarantine(s: Session, request_id: int, records: list[RecordRow]) -> int:
             select(PlacementRow.record_pk)
             .join(ModelRow, ModelRow.id == PlacementRow.model_id)
             .where(
-                ModelRow.kind == "approximate",
-                ModelRow.status != "failed",
+                ModelRow.kind == KindName.APPROXIMATE,
+                ModelRow.status != ModelState.FAILED,
                 PlacementRow.record_pk.in_([r.id for r in records]),
             )
         )

@@ -9,8 +9,7 @@ starts from the new live version, so no published version ever drops an earlier 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,10 +37,11 @@ from service.db.tables import (
     ModelVersionRow,
 )
 from service.jobs.attempt import Attempt
+from service.jobs.files import discarding_unused
 from service.jobs.lifecycle import transition
 from service.jobs.progress import JobProgress, beating
 from service.lineage.registry import get_model
-from service.states import CLOSED_REQUEST_STATES, ModelState, RequestState
+from service.states import CLOSED_REQUEST_STATES, ModelState, RequestState, VersionState
 
 log = logging.getLogger(__name__)
 FISHER = "fisher."  # weights-file prefix of the SSD importances stored with a version
@@ -106,7 +106,7 @@ def run_fit(ctx: Attempt) -> None:
             job_id=job.id,
             method="train",
             exact=True,
-            state="candidate",
+            state=VersionState.CANDIDATE,
             data_version=data_version,
             held_out=scores,
         )
@@ -217,7 +217,7 @@ def run_unlearn(ctx: Attempt) -> None:
         job = ctx.owned(s)
         parent = s.get(ModelVersionRow, parent_id)
         assert parent is not None
-        if parent.state != "live":
+        if parent.state != VersionState.LIVE:
             raise ParentChanged(
                 f"version {parent.version} of model {model.id} is no longer live; "
                 "the retry unlearns from the live one"
@@ -230,7 +230,7 @@ def run_unlearn(ctx: Attempt) -> None:
             job_id=job.id,
             method=result.method,
             exact=result.exact,
-            state="candidate",
+            state=VersionState.CANDIDATE,
             data_version=data_version if result.exact else parent.data_version,
             evidence=evidence,
             held_out=scores,
@@ -294,16 +294,10 @@ def _with_fisher(net: nn.Module, fisher: dict[str, Tensor]) -> dict[str, Tensor]
     return {**weights(net), **{FISHER + k: v for k, v in fisher.items()}}
 
 
-@contextmanager
-def _cleanup(db: Database, store: VersionStore, sha: str) -> Iterator[None]:
-    """Delete the job's weights file if it fails before a version row uses the file."""
-    try:
-        yield
-    except BaseException:
-        with db.read() as s:
-            used = s.scalar(
-                select(ModelVersionRow.id).where(ModelVersionRow.sha256 == sha).limit(1)
-            )
-        if used is None:
-            store.delete(sha)
-        raise
+def _cleanup(db: Database, store: VersionStore, sha: str) -> AbstractContextManager[None]:
+    """Delete the job's weights file unless a version row uses it when the block ends."""
+    return discarding_unused(db, lambda: [sha], _versions_using, store.delete)
+
+
+def _versions_using(s: Session, shas: list[str]) -> set[str]:
+    return set(s.scalars(select(ModelVersionRow.sha256).where(ModelVersionRow.sha256.in_(shas))))

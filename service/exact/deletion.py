@@ -12,25 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import log as audit
 from service.db.base import utcnow
-from service.db.tables import (
-    CheckpointRow,
-    DeletionJobRow,
-    DeletionRequestRow,
-    JobRow,
-    ModelRow,
-    PlacementRow,
-    RecordRow,
-    SequenceRow,
-)
+from service.db.tables import CheckpointRow, DeletionRequestRow, ModelRow, SequenceRow
+from service.jobs.create import link, open_train_job, retrain_job
 from service.kind import DeletionEffect
 from service.lineage.publish import trained_steps
 from service.lineage.routing import persist_routes, served_depths, shard_sequences
-from service.states import CLOSED_REQUEST_STATES, JobKind, JobState, ModelState
+from service.states import CheckpointState, ModelState
 from sharding import SliceAddress, plan_deletion
 
 
@@ -82,8 +74,8 @@ def cut_model(
         },
     )
     if model.status in (ModelState.PENDING, ModelState.TRAINING):
-        train = session.scalar(select(JobRow).where(JobRow.key == f"train:{model.id}"))
-        if train is not None and train.state in (JobState.QUEUED, JobState.RUNNING):
+        train = open_train_job(session, model.id)
+        if train is not None:
             link(session, request.id, train.id)
             effect.jobs.add(train.id)
     return effect
@@ -96,88 +88,10 @@ def _retire(session: Session, model_id: int, shard: int, slices: set[int]) -> li
         select(CheckpointRow).where(
             CheckpointRow.model_id == model_id,
             CheckpointRow.shard == shard,
-            CheckpointRow.state == "live",
+            CheckpointRow.state == CheckpointState.LIVE,
         )
     ):
         if slices.intersection(ckpt.slice_ids):
-            ckpt.state, ckpt.retired_at = "retired", utcnow()
+            ckpt.state, ckpt.retired_at = CheckpointState.RETIRED, utcnow()
             shas.append(ckpt.sha256)
     return shas
-
-
-def link(session: Session, request_id: int, job_id: int) -> None:
-    """The request waits on the job (idempotent)."""
-    if session.get(DeletionJobRow, (request_id, job_id)) is None:
-        session.add(DeletionJobRow(request_id=request_id, job_id=job_id))
-
-
-def retrain_job(
-    session: Session,
-    model: ModelRow,
-    sequence_id: int,
-    from_step: int,
-    request: DeletionRequestRow | None,
-) -> int:
-    """The idempotent retrain job for (sequence, cut step, erased set); older pending jobs
-    of the sequence are superseded and their requests carried over.
-
-    Every erasure in a model bumps its routing version, so the version names the model's
-    erased-record set: the key costs O(1) however many records were erased before."""
-    key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}"
-    job = session.scalar(select(JobRow).where(JobRow.key == key))
-    if job is None:
-        job = JobRow(
-            kind=JobKind.RETRAIN,
-            key=key,
-            model_id=model.id,
-            sequence_id=sequence_id,
-            from_step=from_step,
-            state=JobState.QUEUED,
-        )
-        session.add(job)
-        session.flush()
-    older = list(
-        session.scalars(
-            select(JobRow).where(
-                JobRow.sequence_id == sequence_id,
-                JobRow.kind == JobKind.RETRAIN,
-                JobRow.state.in_((JobState.QUEUED, JobState.RUNNING)),
-                JobRow.id != job.id,
-            )
-        )
-    )
-    for old in older:
-        old.state, old.superseded_by, old.finished_at = JobState.SUPERSEDED, job.id, utcnow()
-        for row in session.scalars(select(DeletionJobRow).where(DeletionJobRow.job_id == old.id)):
-            link(session, row.request_id, job.id)
-    if request is not None:
-        link(session, request.id, job.id)
-    session.flush()
-    return job.id
-
-
-def ensure_retrain(
-    session: Session, model: ModelRow, sequence_id: int, from_step: int, shard: int
-) -> int:
-    """A retrain job for a sequence found unclean at publish time, linked to the requests
-    that erased its records (used when deletions arrive while a job trains)."""
-    job_id = retrain_job(session, model, sequence_id, from_step, None)
-    requesters = session.scalars(
-        select(RecordRow.erased_by)
-        .join(PlacementRow, PlacementRow.record_pk == RecordRow.id)
-        .where(
-            and_(
-                PlacementRow.model_id == model.id,
-                PlacementRow.shard == shard,
-                PlacementRow.erased_version.is_not(None),
-                RecordRow.erased_by.is_not(None),
-            )
-        )
-        .distinct()
-    )
-    for rid in requesters:
-        assert rid is not None
-        state = session.scalar(select(DeletionRequestRow.state).where(DeletionRequestRow.id == rid))
-        if state not in CLOSED_REQUEST_STATES:
-            link(session, rid, job_id)
-    return job_id

@@ -1,2 +1,2 @@
-"""Background jobs (train a model, retrain a cut sequence): claimed, run and published
+"""Background jobs (train, retrain, fit, unlearn): created, claimed, run and published
 through the lineage DB, whichever worker (Celery or the embedded thread) runs them."""

@@ -16,6 +16,7 @@ from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import DatasetRow, ModelRow, RecordRow
 from service.lineage.served import served
+from service.states import RecordState
 
 log = logging.getLogger(__name__)
 BATCH = 128
@@ -45,7 +46,7 @@ def _evaluate(
         name = s.scalar(select(DatasetRow.name).where(DatasetRow.id == eval_id))
         rows = s.execute(
             select(RecordRow.payload, RecordRow.label)
-            .where(RecordRow.dataset_id == eval_id, RecordRow.state == "active")
+            .where(RecordRow.dataset_id == eval_id, RecordRow.state == RecordState.ACTIVE)
             .order_by(RecordRow.id)
         ).all()
     if not now.members or not rows:

@@ -27,7 +27,7 @@ from service.db.tables import (
     ForgetPayloadRow,
     JobRow,
 )
-from service.states import FINAL_JOB_STATES, JobState, RequestState
+from service.states import CLOSED_REQUEST_STATES, FINAL_JOB_STATES, JobState, RequestState
 
 LEASE = dt.timedelta(seconds=120)
 MAX_ATTEMPTS = 3
@@ -55,30 +55,30 @@ def claim(db: Database, job_id: int, hooks: Hooks, *, lease: dt.timedelta = LEAS
         job = s.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
         if job is None or job.state in FINAL:
             return None
-        if job.state == "running" and job.heartbeat_at and job.heartbeat_at > now - lease:
+        if job.state == JobState.RUNNING and job.heartbeat_at and job.heartbeat_at > now - lease:
             return None
         if job.attempts >= MAX_ATTEMPTS:
             # Earlier attempts died without reporting (e.g. the worker was killed each time).
-            job.state, job.finished_at = "failed", now
+            job.state, job.finished_at = JobState.FAILED, now
             job.error = job.error or f"gave up after {job.attempts} attempts without a result"
             s.flush()
             hooks.job_failed(s, job)
             settle(s, [job.id], hooks)
             return None
-        job.state, job.started_at, job.heartbeat_at = "running", now, now
+        job.state, job.started_at, job.heartbeat_at = JobState.RUNNING, now, now
         job.attempts += 1
         job.error = None
         audit.append(
             s, "job.started", {"job": job.id, "kind": job.kind, "attempt": job.attempts}, at=now
         )
-        _mark_requests(s, [job.id], "retraining", now)
+        _mark_requests(s, [job.id], RequestState.RETRAINING, now)
         return job.attempts
 
 
 def owned(s: Session, job_id: int, attempt: int) -> JobRow:
     """The job row, locked, if ``attempt`` still owns it; else ``LostJob``."""
     job = s.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
-    if job is None or job.state != "running" or job.attempts != attempt:
+    if job is None or job.state != JobState.RUNNING or job.attempts != attempt:
         raise LostJob(f"job {job_id} attempt {attempt} no longer owns the job")
     return job
 
@@ -92,7 +92,7 @@ def heartbeat(db: Database, job_id: int, attempt: int, done: int, total: int) ->
 
 def finish(s: Session, job: JobRow, hooks: Hooks) -> None:
     """Mark the (owned) job done and complete the requests that waited only on it."""
-    job.state, job.finished_at = "done", utcnow()
+    job.state, job.finished_at = JobState.DONE, utcnow()
     job.progress_done = job.progress_total
     s.flush()
     audit.append(s, "job.finished", {"job": job.id, "kind": job.kind, "attempt": job.attempts})
@@ -118,12 +118,12 @@ def fail(db: Database, job_id: int, attempt: int, error: str, hooks: Hooks) -> s
             },
         )
         if job.attempts >= MAX_ATTEMPTS:
-            job.state, job.finished_at = "failed", utcnow()
+            job.state, job.finished_at = JobState.FAILED, utcnow()
             s.flush()
             hooks.job_failed(s, job)
             settle(s, [job.id], hooks)
         else:
-            job.state, job.enqueued_at = "queued", None
+            job.state, job.enqueued_at = JobState.QUEUED, None
         return job.state
 
 
@@ -138,7 +138,7 @@ def settle(s: Session, job_ids: Iterable[int], hooks: Hooks) -> None:
     for rid in sorted(request_ids):
         req = s.get(DeletionRequestRow, rid)
         assert req is not None
-        if req.state in ("completed", "failed", "needs_review"):
+        if req.state in (*CLOSED_REQUEST_STATES, RequestState.NEEDS_REVIEW):
             continue
         states = list(
             s.scalars(
@@ -147,7 +147,7 @@ def settle(s: Session, job_ids: Iterable[int], hooks: Hooks) -> None:
                 .where(DeletionJobRow.request_id == rid)
             )
         )
-        if "failed" in states:
+        if JobState.FAILED in states:
             transition(s, req, RequestState.FAILED, now, hooks=hooks)
         elif all(state in (JobState.DONE, JobState.SUPERSEDED) for state in states):
             req.completed_at = now
@@ -158,7 +158,9 @@ def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime)
     for req in s.scalars(
         select(DeletionRequestRow)
         .join(DeletionJobRow, DeletionJobRow.request_id == DeletionRequestRow.id)
-        .where(DeletionJobRow.job_id.in_(job_ids), DeletionRequestRow.state == "effective")
+        .where(
+            DeletionJobRow.job_id.in_(job_ids), DeletionRequestRow.state == RequestState.EFFECTIVE
+        )
     ):
         transition(s, req, state, now)
 
@@ -177,7 +179,7 @@ def transition(
     ``hooks`` is required for that)."""
     req.state = state
     s.add(DeletionEventRow(request_id=req.id, state=state, at=now, detail=detail))
-    if state in ("completed", "failed"):
+    if state in CLOSED_REQUEST_STATES:
         purged = s.execute(delete(ForgetPayloadRow).where(ForgetPayloadRow.request_id == req.id))
         if purged.rowcount:  # type: ignore[attr-defined]
             audit.append(

@@ -15,11 +15,12 @@ import traceback
 from collections.abc import Callable
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from models.progress import NULL_PROGRESS, Progress
 from service.db.base import utcnow
 from service.db.engine import Database
-from service.db.tables import JobRow
+from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow
 from service.jobs.attempt import Attempt
 from service.jobs.hooks import HOOKS
 from service.jobs.lifecycle import LEASE, LostJob, claim, fail
@@ -52,7 +53,38 @@ def run_job(
     except Exception:
         log.exception("job %s attempt %s failed", job_id, attempt)
         return fail(db, job_id, attempt, traceback.format_exc(), HOOKS)
-    return "done"
+    return JobState.DONE
+
+
+def next_queued(
+    s: Session, *, model_id: int | None = None, request_id: str | None = None
+) -> int | None:
+    """The oldest queued job (of one model, or of the request with this public id)."""
+    query = select(JobRow.id).where(JobRow.state == JobState.QUEUED)
+    if model_id is not None:
+        query = query.where(JobRow.model_id == model_id)
+    if request_id is not None:
+        query = (
+            query.join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+            .join(DeletionRequestRow, DeletionRequestRow.id == DeletionJobRow.request_id)
+            .where(DeletionRequestRow.public_id == request_id)
+        )
+    return s.scalar(query.order_by(JobRow.id).limit(1))
+
+
+def run_next(
+    db: Database,
+    settings: Settings,
+    pick: Callable[[Session], int | None],
+    progress: Progress = NULL_PROGRESS,
+) -> tuple[int, str] | None:
+    """Run, in this process, the job ``pick`` names (``None``: nothing to run); returns the
+    job id and its outcome. The one step of every loop that runs queued jobs locally."""
+    with db.read() as s:
+        job_id = pick(s)
+    if job_id is None:
+        return None
+    return job_id, run_job(db, settings, job_id, progress)
 
 
 def dispatch_pending(db: Database, send: Send) -> list[int]:
@@ -117,17 +149,7 @@ class LocalWorker:
     def run_once(self) -> bool:
         """Run the oldest runnable job, if any."""
         reconcile(self.db, self.send)
-        with self.db.read() as s:
-            job_id = s.scalar(
-                select(JobRow.id)
-                .where(JobRow.state == JobState.QUEUED)
-                .order_by(JobRow.id)
-                .limit(1)
-            )
-        if job_id is None:
-            return False
-        run_job(self.db, self.settings, job_id)
-        return True
+        return run_next(self.db, self.settings, next_queued) is not None
 
     def drain(self) -> None:
         while self.run_once():

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from models.adapters import AdaptedEncoder
 from models.checkpoints import (
@@ -26,15 +26,16 @@ from models.training import RowSource
 from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow
-from service.exact.deletion import ensure_retrain
 from service.jobs.attempt import Attempt
+from service.jobs.create import ensure_retrain
 from service.jobs.evaluate import evaluate_served
+from service.jobs.files import discarding_unused
 from service.jobs.progress import JobProgress
 from service.jobs.shards import cache_dir, make_encoder, read_shard, shard_cache
 from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
 from service.lineage.routing import refresh_routing, served_depths, shard_sequences
-from service.states import ModelState
+from service.states import CheckpointState, ModelState
 
 log = logging.getLogger(__name__)
 
@@ -61,30 +62,20 @@ class RecordingStore:
     def delete(self, sha256: str) -> None:
         self.inner.delete(sha256)
 
-    def discard_unpublished(self, db: Database) -> None:
-        """Delete written files that no live checkpoint row refers to."""
-        if not self.written:
-            return
-        with db.read() as s:
-            live = set(
-                s.scalars(
-                    select(CheckpointRow.sha256).where(
-                        CheckpointRow.sha256.in_(sorted(self.written)),
-                        CheckpointRow.state == "live",
-                    )
-                )
-            )
-        for sha in self.written - live:
-            self.inner.delete(sha)
+
+def _live(s: Session, shas: list[str]) -> set[str]:
+    """The checkpoints among ``shas`` that a live checkpoint row publishes."""
+    rows = s.scalars(
+        select(CheckpointRow.sha256).where(
+            CheckpointRow.sha256.in_(shas), CheckpointRow.state == CheckpointState.LIVE
+        )
+    )
+    return set(rows)
 
 
-@contextmanager
-def _cleaning(db: Database, store: RecordingStore) -> Iterator[None]:
+def _cleaning(db: Database, store: RecordingStore) -> AbstractContextManager[None]:
     """Whatever happens (published, lost, failed), leave no file of erased lineage behind."""
-    try:
-        yield
-    finally:
-        store.discard_unpublished(db)
+    return discarding_unused(db, lambda: store.written, _live, store.inner.delete)
 
 
 def _with_manifests(

@@ -15,7 +15,6 @@ from models.config import TrainConfig
 from service.audit import log as audit
 from service.db.tables import (
     DatasetRow,
-    JobRow,
     ModelRow,
     PlacementRow,
     RecordRow,
@@ -23,8 +22,10 @@ from service.db.tables import (
     SequenceRow,
     SliceRow,
 )
+from service.jobs.create import train_job
 from service.lineage.datasets import get_dataset
 from service.lineage.errors import NotFound, Unprocessable
+from service.states import ModelState, RecordState
 from sharding import Placement, SelectionMethod, select_sequences
 
 
@@ -62,7 +63,7 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
         raise Unprocessable(f"{dataset_name}: {problem}")
     records = session.execute(
         select(RecordRow.id, RecordRow.record_id, RecordRow.subject_key).where(
-            RecordRow.dataset_id == dataset.id, RecordRow.state == "active"
+            RecordRow.dataset_id == dataset.id, RecordRow.state == RecordState.ACTIVE
         )
     ).all()
     if not records:
@@ -98,7 +99,7 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
         raise Unprocessable(str(exc)) from exc
     model = ModelRow(
         dataset_id=dataset.id,
-        status="pending",
+        status=ModelState.PENDING,
         n_shards=spec.n_shards,
         budget=spec.budget,
         selection=spec.selection,
@@ -129,7 +130,7 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
                 )
             )
         session.add(RoutingRow(model_id=model.id, shard=shard, sequence_id=None, depth=0))
-    session.add(JobRow(kind="train", key=f"train:{model.id}", model_id=model.id))
+    train_job(session, model.id)
     session.flush()
     audit.append(
         session,

@@ -1,0 +1,156 @@
+"""Every job row is created here, each with its idempotency key, and linked to the deletion
+requests that wait on it. Callers own the transaction (this module only flushes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from service.db.base import utcnow
+from service.db.tables import (
+    DeletionJobRow,
+    DeletionRequestRow,
+    JobRow,
+    ModelRow,
+    PlacementRow,
+    RecordRow,
+)
+from service.states import CLOSED_REQUEST_STATES, OPEN_JOB_STATES, JobKind, JobState
+
+
+def _train_key(model_id: int) -> str:
+    return f"train:{model_id}"
+
+
+def train_job(session: Session, model_id: int) -> JobRow:
+    """The ``train`` job of a new S3T model (every shard)."""
+    job = JobRow(kind=JobKind.TRAIN, key=_train_key(model_id), model_id=model_id)
+    session.add(job)
+    return job
+
+
+def open_train_job(session: Session, model_id: int) -> JobRow | None:
+    """The model's ``train`` job while it is queued or running."""
+    job = session.scalar(select(JobRow).where(JobRow.key == _train_key(model_id)))
+    return job if job is not None and job.state in OPEN_JOB_STATES else None
+
+
+def fit_job(session: Session, model_id: int) -> JobRow:
+    """The ``fit`` job of a new approximate model (its version 1)."""
+    job = JobRow(kind=JobKind.FIT, key=f"fit:{model_id}", model_id=model_id)
+    session.add(job)
+    return job
+
+
+def link(session: Session, request_id: int, job_id: int) -> None:
+    """The request waits on the job (idempotent)."""
+    if session.get(DeletionJobRow, (request_id, job_id)) is None:
+        session.add(DeletionJobRow(request_id=request_id, job_id=job_id))
+
+
+def unlearn_job(
+    session: Session,
+    model: ModelRow,
+    request: DeletionRequestRow,
+    method: str | None,
+    overrides: dict[str, Any],
+) -> JobRow:
+    """A new ``unlearn`` job of ``model`` for ``request`` (the n-th for the pair), linked."""
+    n = (
+        session.scalar(
+            select(func.count())
+            .select_from(JobRow)
+            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+            .where(
+                DeletionJobRow.request_id == request.id,
+                JobRow.model_id == model.id,
+                JobRow.kind == JobKind.UNLEARN,
+            )
+        )
+        or 0
+    )
+    job = JobRow(
+        kind=JobKind.UNLEARN,
+        key=f"unlearn:{model.id}:{request.id}:{n + 1}",
+        model_id=model.id,
+        state=JobState.QUEUED,
+        params={"method": method, "overrides": dict(overrides)},
+    )
+    session.add(job)
+    session.flush()
+    link(session, request.id, job.id)
+    return job
+
+
+def retrain_job(
+    session: Session,
+    model: ModelRow,
+    sequence_id: int,
+    from_step: int,
+    request: DeletionRequestRow | None,
+) -> int:
+    """The idempotent retrain job for (sequence, cut step, erased set); older pending jobs
+    of the sequence are superseded and their requests carried over.
+
+    Every erasure in a model bumps its routing version, so the version names the model's
+    erased-record set: the key costs O(1) however many records were erased before."""
+    key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}"
+    job = session.scalar(select(JobRow).where(JobRow.key == key))
+    if job is None:
+        job = JobRow(
+            kind=JobKind.RETRAIN,
+            key=key,
+            model_id=model.id,
+            sequence_id=sequence_id,
+            from_step=from_step,
+            state=JobState.QUEUED,
+        )
+        session.add(job)
+        session.flush()
+    older = list(
+        session.scalars(
+            select(JobRow).where(
+                JobRow.sequence_id == sequence_id,
+                JobRow.kind == JobKind.RETRAIN,
+                JobRow.state.in_(OPEN_JOB_STATES),
+                JobRow.id != job.id,
+            )
+        )
+    )
+    for old in older:
+        old.state, old.superseded_by, old.finished_at = JobState.SUPERSEDED, job.id, utcnow()
+        for row in session.scalars(select(DeletionJobRow).where(DeletionJobRow.job_id == old.id)):
+            link(session, row.request_id, job.id)
+    if request is not None:
+        link(session, request.id, job.id)
+    session.flush()
+    return job.id
+
+
+def ensure_retrain(
+    session: Session, model: ModelRow, sequence_id: int, from_step: int, shard: int
+) -> int:
+    """A retrain job for a sequence found unclean at publish time, linked to the requests
+    that erased its records (used when deletions arrive while a job trains)."""
+    job_id = retrain_job(session, model, sequence_id, from_step, None)
+    requesters = session.scalars(
+        select(RecordRow.erased_by)
+        .join(PlacementRow, PlacementRow.record_pk == RecordRow.id)
+        .where(
+            and_(
+                PlacementRow.model_id == model.id,
+                PlacementRow.shard == shard,
+                PlacementRow.erased_version.is_not(None),
+                RecordRow.erased_by.is_not(None),
+            )
+        )
+        .distinct()
+    )
+    for rid in requesters:
+        assert rid is not None
+        state = session.scalar(select(DeletionRequestRow.state).where(DeletionRequestRow.id == rid))
+        if state not in CLOSED_REQUEST_STATES:
+            link(session, rid, job_id)
+    return job_id
