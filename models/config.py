@@ -13,14 +13,15 @@ from typing import Any
 class TrainConfig:
     """Everything that determines the bytes of a trained checkpoint (besides the data).
 
-    Fields carry their help text in ``metadata["help"]`` (the CLI shows it).
+    Fields carry their help text in ``metadata["help"]``: :func:`help_of` reads it for the CLI
+    options and the API schema, whose defaults are :data:`DEFAULT_TRAIN`'s.
     """
 
     backbone: str = dataclasses.field(
         default="all-minilm-l6-v2", metadata={"help": "registered backbone name"}
     )
     n_slices: int = dataclasses.field(
-        default=4, metadata={"help": "slices per shard (L) = number of LoRA layer groups"}
+        default=4, metadata={"help": "slices per shard (L) = LoRA layer groups"}
     )
     rank: int = dataclasses.field(default=8, metadata={"help": "LoRA rank"})
     alpha: float = dataclasses.field(default=16.0, metadata={"help": "LoRA alpha"})
@@ -64,6 +65,17 @@ class TrainConfig:
     def config_hash(self) -> str:
         """sha256 of the canonical JSON of all fields."""
         return canonical_sha256(self.to_dict())
+
+
+DEFAULT_TRAIN = TrainConfig()  # every field's default, typed (``DEFAULT_TRAIN.rank`` is an int)
+
+
+def help_of(config: type[Any], name: str) -> str:
+    """The ``metadata["help"]`` of field ``name`` of the dataclass ``config``."""
+    for f in dataclasses.fields(config):
+        if f.name == name:
+            return str(f.metadata["help"])
+    raise KeyError(f"{config.__name__} has no field {name!r}")
 
 
 def canonical_json(data: Any) -> str:

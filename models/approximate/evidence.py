@@ -22,6 +22,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from models.approximate.base import Examples, Family, per_example_nll
+from models.approximate.thresholds import AUC_Z_BEFORE_WIDENING, DEFAULT_THRESHOLDS
 
 METRICS = ("UA", "RA", "TA", "MIA")
 
@@ -81,9 +82,9 @@ def classifier_evidence(
     *,
     original_test_accuracy: float | None = None,
     reference: dict[str, float] | None = None,
-    auc_margin: float = 0.05,
-    auc_z: float = 0.0,
-    max_test_drop: float = 5.0,
+    auc_margin: float = DEFAULT_THRESHOLDS.auc_margin,
+    auc_z: float = AUC_Z_BEFORE_WIDENING,
+    max_test_drop: float = DEFAULT_THRESHOLDS.max_test_drop,
 ) -> dict[str, float | bool]:
     """The evidence dict stored with the request (floats in percent, AUC in [0, 1])."""
     f, r, t = (scores(family, model, d) for d in (forget, retain, test))

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from models.approximate.base import Examples, Family, Task, UnlearningError
 from models.approximate.lm import TinyGPT2Family
+from models.approximate.names import FAMILY_NAMES, FamilyName
 from models.approximate.text import LoraTextFamily
 from models.approximate.vision import CNNFamily
 
@@ -25,7 +26,7 @@ IMAGE_SIDE = 28
 
 @dataclass(frozen=True)
 class FamilyKind:
-    name: str
+    name: FamilyName
     task: Task
     data_kind: str  # the dataset kind it reads: "features" or "text"
     make: Callable[..., Family]
@@ -33,10 +34,15 @@ class FamilyKind:
 
 
 FAMILIES: dict[str, FamilyKind] = {
-    "cnn-mnist": FamilyKind("cnn-mnist", "classifier", "features", CNNFamily, True),
-    "minilm-lora-all": FamilyKind("minilm-lora-all", "classifier", "text", LoraTextFamily, True),
-    "gpt2-tiny": FamilyKind("gpt2-tiny", "lm", "text", TinyGPT2Family, False),
+    kind.name: kind
+    for kind in (
+        FamilyKind("cnn-mnist", "classifier", "features", CNNFamily, True),
+        FamilyKind("minilm-lora-all", "classifier", "text", LoraTextFamily, True),
+        FamilyKind("gpt2-tiny", "lm", "text", TinyGPT2Family, False),
+    )
 }
+if tuple(FAMILIES) != FAMILY_NAMES:  # the names the CLI and the API offer, without torch
+    raise ImportError(f"families {tuple(FAMILIES)} differ from names.FAMILY_NAMES {FAMILY_NAMES}")
 # What a family's constructor takes that is not a hyperparameter.
 _FIXED = {"name", "task", "n_classes"}
 

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 
 from models.approximate.base import Batch, Examples, Output, UnlearningError
 from models.approximate.evidence import auc_band
+from models.approximate.thresholds import AUC_Z_BEFORE_WIDENING, DEFAULT_THRESHOLDS
 
 Evidence = dict[str, float | int | bool | str]
 
@@ -81,10 +82,10 @@ def lm_evidence(
     continuation_tokens: int = 16,
     k_percent: float = 20.0,
     max_decoded: int = 200,
-    auc_margin: float = 0.05,
-    auc_z: float = 0.0,
+    auc_margin: float = DEFAULT_THRESHOLDS.auc_margin,
+    auc_z: float = AUC_Z_BEFORE_WIDENING,
     original_retain_nll: float | None = None,
-    max_retain_nll_rise: float = 0.10,
+    max_retain_nll_rise: float = DEFAULT_THRESHOLDS.max_retain_nll_rise,
     reference: Mapping[str, object] | None = None,
     batch_size: int = 128,
 ) -> Evidence:

@@ -6,6 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from models.approximate.names import FAMILY_HELP, METHOD_HELP, FamilyName
+from models.approximate.thresholds import DEFAULT_THRESHOLDS
+from models.config import DEFAULT_TRAIN, help_of
 from service.lineage.deletion import MAX_RECORD_IDS
 
 MAX_PREDICT_INPUTS = 256
@@ -15,22 +18,37 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _from(
+    defaults: object,
+    name: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A field with the default and help text of field ``name`` of the dataclass instance
+    ``defaults`` (``TrainConfig``'s or the evidence thresholds'); the API's ranges on top."""
+    return Field(
+        getattr(defaults, name), ge=ge, gt=gt, le=le, description=help_of(type(defaults), name)
+    )
+
+
 class ModelCreate(Strict):
     dataset: str = Field(min_length=1, max_length=200)
     shards: int = Field(2, ge=1, le=64)
-    slices: int = Field(4, ge=1, le=12, description="slices per shard = LoRA layer groups")
+    slices: int = _from(DEFAULT_TRAIN, "n_slices", ge=1, le=12)
     budget: int = Field(2, ge=1, le=24, description="sequences (slice orders) per shard")
     selection: Literal["cyclic", "bms"] = "cyclic"
     deletion_probs: list[float] | None = Field(
         None, description="per-slice deletion prior (BMS only)"
     )
-    rank: int = Field(8, ge=1, le=256)
-    alpha: float = Field(16.0, gt=0)
-    lr: float = Field(2e-3, gt=0, le=1)
-    epochs: int = Field(2, ge=1, le=100)
-    batch_size: int = Field(32, ge=1, le=4096)
-    max_length: int = Field(64, ge=2, le=512)
-    seed: int = 0
+    rank: int = _from(DEFAULT_TRAIN, "rank", ge=1, le=256)
+    alpha: float = _from(DEFAULT_TRAIN, "alpha", gt=0)
+    lr: float = _from(DEFAULT_TRAIN, "lr", gt=0, le=1)
+    epochs: int = _from(DEFAULT_TRAIN, "epochs", ge=1, le=100)
+    batch_size: int = _from(DEFAULT_TRAIN, "batch_size", ge=1, le=4096)
+    max_length: int = _from(DEFAULT_TRAIN, "max_length", ge=2, le=512)
+    seed: int = _from(DEFAULT_TRAIN, "seed")
     eval_dataset: str | None = Field(
         None,
         min_length=1,
@@ -60,23 +78,19 @@ class ApproximateModelCreate(Strict):
     """A model trained on all its data at once and unlearned approximately on deletion."""
 
     dataset: str = Field(min_length=1, max_length=200)
-    family: Literal["cnn-mnist", "minilm-lora-all", "gpt2-tiny"]
+    family: FamilyName = Field(description=FAMILY_HELP)
     eval_dataset: str = Field(
         min_length=1, max_length=200, description="held-out dataset the evidence compares with"
     )
-    method: str | None = Field(
-        None, max_length=32, description="unlearning method (default: l1-sparse / NPO for the LM)"
-    )
+    method: str | None = Field(None, max_length=32, description=METHOD_HELP)
     family_params: dict[str, int | float] = Field(default_factory=dict)
     method_params: dict[str, Any] = Field(default_factory=dict)
     seed: int = 0
-    auc_margin: float = Field(0.05, ge=0, le=0.5)
-    auc_z: float = Field(
-        1.96, ge=0, le=10, description="widen the margin to this many standard errors of the AUC"
-    )
-    max_test_drop: float = Field(5.0, ge=0, le=100)
-    max_retain_nll_rise: float = Field(0.10, ge=0)
-    evidence_retain: int = Field(1000, ge=1, le=100_000)
+    auc_margin: float = _from(DEFAULT_THRESHOLDS, "auc_margin", ge=0, le=0.5)
+    auc_z: float = _from(DEFAULT_THRESHOLDS, "auc_z", ge=0, le=10)
+    max_test_drop: float = _from(DEFAULT_THRESHOLDS, "max_test_drop", ge=0, le=100)
+    max_retain_nll_rise: float = _from(DEFAULT_THRESHOLDS, "max_retain_nll_rise", ge=0)
+    evidence_retain: int = _from(DEFAULT_THRESHOLDS, "evidence_retain", ge=1, le=100_000)
 
 
 class ResolveRequest(Strict):

@@ -10,6 +10,7 @@ from torch import nn
 from models.approximate.base import Family
 from models.approximate.evidence import classifier_evidence, scores
 from models.approximate.lm_evidence import lm_evidence, mean_nll, token_logprobs
+from models.approximate.thresholds import AUC_Z_BEFORE_WIDENING
 from service.approximate.data import Rows
 
 
@@ -56,7 +57,7 @@ def measure(
                 held_out.examples(family),
                 original_test_accuracy=baseline.get("TA"),
                 auc_margin=float(config["auc_margin"]),
-                auc_z=float(config.get("auc_z", 0.0)),
+                auc_z=float(config.get("auc_z", AUC_Z_BEFORE_WIDENING)),
                 max_test_drop=float(config["max_test_drop"]),
             )
         )
@@ -74,7 +75,7 @@ def measure(
             continuation_tokens=continuation,
             original_retain_nll=baseline.get("retain_nll"),
             auc_margin=float(config["auc_margin"]),
-            auc_z=float(config.get("auc_z", 0.0)),
+            auc_z=float(config.get("auc_z", AUC_Z_BEFORE_WIDENING)),
             max_retain_nll_rise=float(config["max_retain_nll_rise"]),
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,21 +13,21 @@ from sqlalchemy.orm import Session
 from models.approximate.base import UnlearningError
 from models.approximate.families import dataset_problem, family_kind, make_family
 from models.approximate.methods import get_method, method_names
+from models.approximate.names import DEFAULT_METHOD
+from models.approximate.thresholds import EvidenceThresholds
 from models.config import canonical_json
 from service.audit import log as audit
-from service.db.tables import JobRow, ModelRow, RecordRow
+from service.db.tables import ModelRow, RecordRow
+from service.jobs.create import fit_job
 from service.lineage.datasets import get_dataset
 from service.lineage.errors import Unprocessable
 from service.lineage.registry import held_out_id, place_in_one_cell
 
-# The method a deletion runs when the model names none: the benchmarks' best per task
-# (bench/approximate.py: l1-sparse closest to Retrain on random forgetting; NPO on the LM).
-DEFAULT_METHOD = {"classifier": "l1-sparse", "lm": "NPO"}
-
 
 @dataclass(frozen=True)
-class ApproximateSpec:
-    """``eval_dataset`` is required: the evidence compares the forget set with unseen data."""
+class ApproximateSpec(EvidenceThresholds):
+    """``eval_dataset`` is required: the evidence compares the forget set with unseen data.
+    The evidence thresholds (keyword-only) are :class:`EvidenceThresholds`'s fields."""
 
     family: str
     eval_dataset: str
@@ -34,11 +35,6 @@ class ApproximateSpec:
     family_params: dict[str, Any] = field(default_factory=dict)
     method_params: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    auc_margin: float = 0.05  # flag when the attack AUC leaves 0.5 +- this ...
-    auc_z: float = 1.96  # ... or this many standard errors of a same-distribution AUC
-    max_test_drop: float = 5.0  # classifiers: flag a held-out accuracy drop (points)
-    max_retain_nll_rise: float = 0.10  # language model: flag a relative retain-NLL rise
-    evidence_retain: int = 1000  # retain records scored for the evidence (first by id)
 
 
 def method_name(name: str) -> str:
@@ -106,11 +102,7 @@ def create_approximate_model(
         "family_params": dict(spec.family_params),
         "method_params": dict(spec.method_params),
         "seed": spec.seed,
-        "auc_margin": spec.auc_margin,
-        "auc_z": spec.auc_z,
-        "max_test_drop": spec.max_test_drop,
-        "max_retain_nll_rise": spec.max_retain_nll_rise,
-        "evidence_retain": spec.evidence_retain,
+        **{f.name: getattr(spec, f.name) for f in dataclasses.fields(EvidenceThresholds)},
     }
     model = ModelRow(
         dataset_id=dataset.id,
@@ -129,7 +121,7 @@ def create_approximate_model(
     session.add(model)
     session.flush()
     place_in_one_cell(session, model.id, [pk for pk, _ in records])
-    session.add(JobRow(kind="fit", key=f"fit:{model.id}", model_id=model.id))
+    fit_job(session, model.id)
     session.flush()
     audit.append(
         session,

@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from models.approximate.names import FAMILY_HELP, METHOD_HELP, FamilyName
+from models.approximate.thresholds import DEFAULT_THRESHOLDS, EvidenceThresholds
+from models.config import help_of
 from service.cli.common import (
     AsJson,
     Progress,
@@ -33,10 +34,9 @@ Pairs = Annotated[
 ]
 
 
-class Family(StrEnum):
-    cnn_mnist = "cnn-mnist"
-    minilm_lora_all = "minilm-lora-all"
-    gpt2_tiny = "gpt2-tiny"
+def threshold_option(name: str, *, upper: float | None = None) -> Any:
+    """A non-negative option with the help text of ``EvidenceThresholds`` field ``name``."""
+    return typer.Option(min=0, max=upper, help=help_of(EvidenceThresholds, name))
 
 
 def pairs(items: list[str] | None, option: str, *, numbers_only: bool) -> dict[str, Any]:
@@ -74,18 +74,12 @@ def _value(text: str, numbers_only: bool, where: str) -> Any:
 
 def train_approximate(
     dataset: Annotated[str, typer.Option(help="name of an imported dataset")],
-    family: Annotated[
-        Family,
-        typer.Option(help="model family: cnn-mnist reads 28x28 numeric images, the others text"),
-    ],
+    family: Annotated[FamilyName, typer.Option(help=FAMILY_HELP)],
     eval_dataset: Annotated[
         str,
         typer.Option(help="imported held-out dataset the evidence compares the forget set with"),
     ],
-    method: Annotated[
-        str | None,
-        typer.Option(help="unlearning method a deletion runs (default: l1-sparse; NPO for the LM)"),
-    ] = None,
+    method: Annotated[str | None, typer.Option(help=METHOD_HELP)] = None,
     param: Annotated[
         list[str] | None,
         typer.Option(metavar="KEY=VALUE", help="family hyperparameter, a number (repeat)"),
@@ -93,23 +87,15 @@ def train_approximate(
     method_param: Pairs = None,
     seed: Annotated[int, typer.Option(help="training seed")] = 0,
     auc_margin: Annotated[
-        float | None,
-        typer.Option(min=0, max=0.5, help="flag when the attack AUC leaves 0.5 ± this [0.05]"),
-    ] = None,
-    auc_z: Annotated[
-        float | None,
-        typer.Option(
-            min=0, help="... or this many standard errors of a same-distribution AUC [1.96]"
-        ),
-    ] = None,
+        float, threshold_option("auc_margin", upper=0.5)
+    ] = DEFAULT_THRESHOLDS.auc_margin,
+    auc_z: Annotated[float, threshold_option("auc_z")] = DEFAULT_THRESHOLDS.auc_z,
     max_test_drop: Annotated[
-        float | None,
-        typer.Option(min=0, help="classifiers: flag a held-out accuracy drop, points [5.0]"),
-    ] = None,
+        float, threshold_option("max_test_drop")
+    ] = DEFAULT_THRESHOLDS.max_test_drop,
     max_retain_nll_rise: Annotated[
-        float | None,
-        typer.Option(min=0, help="language model: flag a relative retain-NLL rise [0.10]"),
-    ] = None,
+        float, threshold_option("max_retain_nll_rise")
+    ] = DEFAULT_THRESHOLDS.max_retain_nll_rise,
     wait: Annotated[
         bool, typer.Option(help="train now in this process (embedded) or wait for a worker")
     ] = True,
@@ -124,20 +110,17 @@ def train_approximate(
         from service.views import ApproximateStatus
 
         spec = ApproximateSpec(
-            family=family.value,
+            family=family,
             eval_dataset=eval_dataset,
             method=method,
             family_params=family_params,
             method_params=method_params,
             seed=seed,
+            auc_margin=auc_margin,
+            auc_z=auc_z,
+            max_test_drop=max_test_drop,
+            max_retain_nll_rise=max_retain_nll_rise,
         )
-        thresholds: dict[str, Any] = {
-            "auc_margin": auc_margin,
-            "auc_z": auc_z,
-            "max_test_drop": max_test_drop,
-            "max_retain_nll_rise": max_retain_nll_rise,
-        }
-        spec = dataclasses.replace(spec, **{k: v for k, v in thresholds.items() if v is not None})
         svc = open_service()
         model_id = svc.create_approximate_model(dataset, spec)
         if wait:

@@ -13,7 +13,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from models.config import DEFAULT_TRAIN, TrainConfig
 from service.cli.common import Selection, fail, floats, out, progress_bars, user_errors
+from service.cli.models import train_option
 
 experiment = typer.Typer(
     help="Train and evaluate in a local run directory (no database).", no_args_is_help=True
@@ -42,7 +44,7 @@ def train(
         str, typer.Option(help="built-in dataset (rotten-tomatoes) or a .csv/.jsonl file")
     ] = "rotten-tomatoes",
     shards: Annotated[int, typer.Option(help="number of shards (m)")] = 4,
-    slices: Annotated[int, typer.Option(help="slices per shard (L) = LoRA layer groups")] = 4,
+    slices: Annotated[int, train_option("n_slices")] = DEFAULT_TRAIN.n_slices,
     budget: Annotated[int, typer.Option(help="sequences trained per shard (B)")] = 4,
     selection: Annotated[
         Selection, typer.Option(help="how sequences are chosen")
@@ -54,13 +56,13 @@ def train(
     backbone: Annotated[
         str, typer.Option(help="registered backbone; auto picks one for the dataset's kind")
     ] = "auto",
-    rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
-    alpha: Annotated[float, typer.Option(help="LoRA alpha")] = 16.0,
-    lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 2e-3,
-    epochs: Annotated[int, typer.Option(help="epochs per training step")] = 2,
-    batch_size: Annotated[int, typer.Option(help="examples per batch")] = 32,
-    max_length: Annotated[int, typer.Option(help="tokens per example (truncated)")] = 64,
-    seed: Annotated[int, typer.Option(help="base seed of the model")] = 0,
+    rank: Annotated[int, train_option("rank")] = DEFAULT_TRAIN.rank,
+    alpha: Annotated[float, train_option("alpha")] = DEFAULT_TRAIN.alpha,
+    lr: Annotated[float, train_option("lr")] = DEFAULT_TRAIN.lr,
+    epochs: Annotated[int, train_option("epochs")] = DEFAULT_TRAIN.epochs,
+    batch_size: Annotated[int, train_option("batch_size")] = DEFAULT_TRAIN.batch_size,
+    max_length: Annotated[int, train_option("max_length")] = DEFAULT_TRAIN.max_length,
+    seed: Annotated[int, train_option("seed")] = DEFAULT_TRAIN.seed,
     train_size: Annotated[
         int | None, typer.Option(help="use only this many training records")
     ] = None,
@@ -76,7 +78,6 @@ def train(
 ) -> None:
     """Train an S3T model: shards x slices x sequences of LoRA layer groups."""
     with user_errors():
-        from models.config import TrainConfig
         from models.determinism import configure_determinism
         from models.run import RUN_FILE, RunSpec, train_run
 

@@ -4,10 +4,11 @@ approximate models are registered by ``unlearn train-approximate``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from models.config import DEFAULT_TRAIN, TrainConfig, help_of
 from service.cli.common import (
     AsJson,
     Progress,
@@ -25,10 +26,16 @@ if TYPE_CHECKING:
     from service.core import Service
 
 
+def train_option(name: str) -> Any:
+    """An option with the help text of ``TrainConfig`` field ``name`` (its default is
+    ``DEFAULT_TRAIN``'s); ``unlearn train`` and ``unlearn experiment train`` share them."""
+    return typer.Option(help=help_of(TrainConfig, name))
+
+
 def train(
     dataset: Annotated[str, typer.Option(help="name of an imported dataset")],
     shards: Annotated[int, typer.Option(help="number of shards (m)")] = 2,
-    slices: Annotated[int, typer.Option(help="slices per shard (L) = LoRA layer groups")] = 4,
+    slices: Annotated[int, train_option("n_slices")] = DEFAULT_TRAIN.n_slices,
     budget: Annotated[int, typer.Option(help="sequences trained per shard (B)")] = 2,
     selection: Annotated[Selection, typer.Option(help="how sequences are chosen")] = (
         Selection.cyclic
@@ -36,10 +43,10 @@ def train(
     deletion_priors: Annotated[
         str | None, typer.Option(help="per-slice deletion probabilities for bms")
     ] = None,
-    rank: Annotated[int, typer.Option(help="LoRA rank")] = 8,
-    epochs: Annotated[int, typer.Option(help="epochs per training step")] = 2,
-    max_length: Annotated[int, typer.Option(help="tokens per example (truncated)")] = 64,
-    seed: Annotated[int, typer.Option(help="base seed of the model")] = 0,
+    rank: Annotated[int, train_option("rank")] = DEFAULT_TRAIN.rank,
+    epochs: Annotated[int, train_option("epochs")] = DEFAULT_TRAIN.epochs,
+    max_length: Annotated[int, train_option("max_length")] = DEFAULT_TRAIN.max_length,
+    seed: Annotated[int, train_option("seed")] = DEFAULT_TRAIN.seed,
     eval_dataset: Annotated[
         str | None,
         typer.Option(help="imported held-out dataset scored after training and every retrain"),

@@ -1,0 +1,41 @@
+"""The API schemas take their defaults and help text from the dataclasses that define them."""
+
+import dataclasses
+from typing import get_args
+
+from models.approximate.names import FAMILY_NAMES
+from models.approximate.thresholds import EvidenceThresholds
+from models.config import TrainConfig
+from service.api.schemas import ApproximateModelCreate, ModelCreate
+
+# API field -> TrainConfig field (the API keeps its own names)
+TRAIN_FIELDS = {
+    "slices": "n_slices",
+    "rank": "rank",
+    "alpha": "alpha",
+    "lr": "lr",
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "max_length": "max_length",
+    "seed": "seed",
+}
+
+
+def test_model_create_defaults_and_help_are_train_configs() -> None:
+    config = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for api, name in TRAIN_FIELDS.items():
+        field = ModelCreate.model_fields[api]
+        assert field.default == config[name].default, api
+        assert field.description == config[name].metadata["help"], api
+
+
+def test_approximate_thresholds_are_the_evidence_thresholds() -> None:
+    for f in dataclasses.fields(EvidenceThresholds):
+        field = ApproximateModelCreate.model_fields[f.name]
+        assert field.default == f.default, f.name
+        assert field.description == f.metadata["help"], f.name
+
+
+def test_approximate_families_are_the_registered_names() -> None:
+    annotation = ApproximateModelCreate.model_fields["family"].annotation
+    assert get_args(annotation) == FAMILY_NAMES
