@@ -1,4 +1,5 @@
-"""The project's vocabulary: model kinds and the states of requests, jobs and models.
+"""The project's vocabulary: model kinds and the states of requests, jobs, models,
+checkpoints, approximate model versions and records.
 
 Every state is a ``StrEnum``, so members compare equal to the strings stored in the lineage
 DB and render as those strings in JSON.
@@ -54,3 +55,26 @@ class ModelState(StrEnum):
     TRAINING = "training"
     READY = "ready"
     FAILED = "failed"
+
+
+class CheckpointState(StrEnum):
+    """An S3T checkpoint (``checkpoints.state``); cut ones stay as lineage."""
+
+    LIVE = "live"  # served
+    RETIRED = "retired"  # cut: trained on a record since erased
+
+
+class VersionState(StrEnum):
+    """An approximate model's version (``model_versions.state``)."""
+
+    LIVE = "live"  # served; one per model
+    CANDIDATE = "candidate"  # flagged by its evidence; waits for an operator's review
+    RETIRED = "retired"  # replaced by a newer version
+    REJECTED = "rejected"  # an operator turned it down
+
+
+class RecordState(StrEnum):
+    """A training record (``records.state``)."""
+
+    ACTIVE = "active"
+    ERASED = "erased"  # payload gone, erased by a deletion request

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from models.data import DataError
 from service.lineage.deletion import NoMatch
 from service.lineage.errors import LineageError
+from service.states import RequestState
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -34,7 +35,9 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(NoMatch)
     async def _no_match(request: Request, exc: NoMatch) -> JSONResponse:
-        return problem(404, str(exc), state="completed", reason="no_match", not_found=exc.not_found)
+        return problem(
+            404, str(exc), state=RequestState.COMPLETED, reason="no_match", not_found=exc.not_found
+        )
 
     @app.exception_handler(LineageError)
     async def _lineage(request: Request, exc: LineageError) -> JSONResponse:

@@ -17,6 +17,7 @@ from service.db.tables import (
     ModelRow,
     RecordRow,
 )
+from service.states import JobState, ModelState, RecordState
 
 
 def request_rows(
@@ -51,7 +52,9 @@ def model_state(s: Session, model_id: int) -> str | None:
 
 def queued_jobs(s: Session, *, model_id: int) -> list[int]:
     return list(
-        s.scalars(select(JobRow.id).where(JobRow.model_id == model_id, JobRow.state == "queued"))
+        s.scalars(
+            select(JobRow.id).where(JobRow.model_id == model_id, JobRow.state == JobState.QUEUED)
+        )
     )
 
 
@@ -61,14 +64,17 @@ def next_queued_job(s: Session, *, request_id: str) -> int | None:
         select(JobRow.id)
         .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
         .join(DeletionRequestRow, DeletionRequestRow.id == DeletionJobRow.request_id)
-        .where(DeletionRequestRow.public_id == request_id, JobRow.state == "queued")
+        .where(DeletionRequestRow.public_id == request_id, JobRow.state == JobState.QUEUED)
         .order_by(JobRow.id)
         .limit(1)
     )
 
 
 def has_ready_model(s: Session) -> bool:
-    return s.scalar(select(ModelRow.id).where(ModelRow.status == "ready").limit(1)) is not None
+    return (
+        s.scalar(select(ModelRow.id).where(ModelRow.status == ModelState.READY).limit(1))
+        is not None
+    )
 
 
 def has_dataset(s: Session, name: str) -> bool:
@@ -82,7 +88,7 @@ def newest_model(s: Session) -> ModelRow | None:
 def first_active_record(s: Session, dataset_id: int) -> str | None:
     return s.scalar(
         select(RecordRow.record_id)
-        .where(RecordRow.dataset_id == dataset_id, RecordRow.state == "active")
+        .where(RecordRow.dataset_id == dataset_id, RecordRow.state == RecordState.ACTIVE)
         .order_by(RecordRow.id)
         .limit(1)
     )

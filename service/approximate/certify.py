@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from service.approximate.versions import unlearn_attempts
 from service.db.tables import DeletionRequestRow, ForgetPayloadRow, ModelRow
+from service.states import KindName, VersionState
 
 
 def decimal_strings(value: Any) -> Any:
@@ -38,7 +39,11 @@ def approximate_entry(
             item.update({k: made[k] for k in ("version", "state", "sha256", "evidence")})
         attempts.append(item)
     final = next(
-        (a for a in reversed(attempts) if a.get("state") in ("live", "retired")),
+        (
+            a
+            for a in reversed(attempts)
+            if a.get("state") in (VersionState.LIVE, VersionState.RETIRED)
+        ),
         attempts[-1] if attempts else {},
     )
     left = s.scalar(
@@ -50,7 +55,7 @@ def approximate_entry(
     entry: dict[str, Any] = decimal_strings(
         {
             "model": model.id,
-            "kind": "approximate",
+            "kind": KindName.APPROXIMATE,
             "family": model.family,
             "config_sha256": model.config_hash,
             "routing_version_before": None if erased_version is None else erased_version - 1,

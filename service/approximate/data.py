@@ -13,6 +13,7 @@ from models.approximate.base import Examples, Family
 from models.approximate.families import to_examples
 from models.data import model_input
 from service.db.tables import ForgetPayloadRow, PlacementRow, RecordRow
+from service.states import RecordState
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ def forget_rows(s: Session, model_id: int, request_ids: list[int], after_version
 def held_out_rows(s: Session, dataset_id: int) -> Rows:
     found = s.execute(
         select(RecordRow.payload, RecordRow.label)
-        .where(RecordRow.dataset_id == dataset_id, RecordRow.state == "active")
+        .where(RecordRow.dataset_id == dataset_id, RecordRow.state == RecordState.ACTIVE)
         .order_by(RecordRow.id)
     ).all()
     return _rows(list(found))

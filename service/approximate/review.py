@@ -18,7 +18,7 @@ from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow, ModelR
 from service.jobs.lifecycle import Hooks, settle, transition
 from service.lineage.errors import Conflict, Unprocessable
 from service.lineage.registry import get_model
-from service.states import RequestState
+from service.states import RequestState, VersionState
 
 Action = Literal["accept", "method", "retrain"]
 
@@ -63,7 +63,7 @@ def resolve(
             retired = publish(s, model, row)
             delete += [] if retired is None else [retired]
             continue
-        row.state = "rejected"
+        row.state = VersionState.REJECTED
         delete.append(row.sha256)
         name = "Retrain"
         if method is not None:
@@ -97,7 +97,9 @@ def _candidates(s: Session, req: DeletionRequestRow) -> list[ModelVersionRow]:
             select(ModelVersionRow)
             .join(JobRow, JobRow.id == ModelVersionRow.job_id)
             .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-            .where(DeletionJobRow.request_id == req.id, ModelVersionRow.state == "candidate")
+            .where(
+                DeletionJobRow.request_id == req.id, ModelVersionRow.state == VersionState.CANDIDATE
+            )
             .order_by(ModelVersionRow.model_id)
         )
     )

@@ -9,11 +9,12 @@ from sqlalchemy.orm import Session
 from service.approximate.versions import version_view, versions
 from service.db.tables import ModelRow
 from service.lineage.query import job_view, open_jobs
+from service.states import VersionState
 
 
 def approximate_status(s: Session, model: ModelRow) -> dict[str, Any]:
     rows = versions(s, model.id)
-    live = next((v.version for v in rows if v.state == "live"), None)
+    live = next((v.version for v in rows if v.state == VersionState.LIVE), None)
     return {
         "id": model.id,
         "kind": model.kind,

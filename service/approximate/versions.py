@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import DeletionJobRow, JobRow, ModelRow, ModelVersionRow
+from service.states import JobKind, VersionState
 
 
 def live_version(s: Session, model_id: int) -> ModelVersionRow | None:
     return s.scalar(
         select(ModelVersionRow).where(
-            ModelVersionRow.model_id == model_id, ModelVersionRow.state == "live"
+            ModelVersionRow.model_id == model_id, ModelVersionRow.state == VersionState.LIVE
         )
     )
 
@@ -43,8 +44,8 @@ def publish(s: Session, model: ModelRow, row: ModelVersionRow) -> str | None:
     now = utcnow()
     old = live_version(s, model.id)
     if old is not None:
-        old.state, old.retired_at = "retired", now
-    row.state, row.published_at = "live", now
+        old.state, old.retired_at = VersionState.RETIRED, now
+    row.state, row.published_at = VersionState.LIVE, now
     model.routing_version += 1
     s.flush()
     audit.append(
@@ -74,7 +75,7 @@ def unused_weights(s: Session, sha256: str) -> bool:
         .select_from(ModelVersionRow)
         .where(
             ModelVersionRow.sha256 == sha256,
-            ModelVersionRow.state.in_(("live", "candidate")),
+            ModelVersionRow.state.in_((VersionState.LIVE, VersionState.CANDIDATE)),
         )
     )
     return not used
@@ -115,7 +116,7 @@ def unlearn_attempts(
     query = (
         select(JobRow)
         .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-        .where(DeletionJobRow.request_id == request_id, JobRow.kind == "unlearn")
+        .where(DeletionJobRow.request_id == request_id, JobRow.kind == JobKind.UNLEARN)
         .order_by(JobRow.id)
     )
     if model_id is not None:

@@ -16,18 +16,20 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from service.states import RequestState
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 STATE_COLORS = {
-    "received": "#9e9e9e",
-    "effective": "#e6a100",
-    "retraining": "#1f77b4",
-    "unlearning": "#9467bd",
-    "needs_review": "#e377c2",
-    "completed": "#2ca02c",
-    "failed": "#d62728",
+    RequestState.RECEIVED: "#9e9e9e",
+    RequestState.EFFECTIVE: "#e6a100",
+    RequestState.RETRAINING: "#1f77b4",
+    RequestState.UNLEARNING: "#9467bd",
+    RequestState.NEEDS_REVIEW: "#e377c2",
+    RequestState.COMPLETED: "#2ca02c",
+    RequestState.FAILED: "#d62728",
 }
 DEADLINE_COLORS = {"met": "#2ca02c", "missed": "#d62728", "open": "#1f77b4"}
 NO_EVALUATIONS = "no held-out evaluations recorded"
@@ -93,8 +95,16 @@ def latency(report: dict[str, Any]) -> str:
     fig = _figure()
     ax = fig.add_subplot()
     series = (
-        ("to effective", report["requests"]["time_to_effective_s"], STATE_COLORS["effective"]),
-        ("to completed", report["requests"]["time_to_completed_s"], STATE_COLORS["completed"]),
+        (
+            "to effective",
+            report["requests"]["time_to_effective_s"],
+            STATE_COLORS[RequestState.EFFECTIVE],
+        ),
+        (
+            "to completed",
+            report["requests"]["time_to_completed_s"],
+            STATE_COLORS[RequestState.COMPLETED],
+        ),
     )
     if not any(d["n"] for _, d, _ in series):
         _empty(ax, "no request became effective in this window")

@@ -30,12 +30,11 @@ from service.db.tables import (
     ModelRow,
     RecordRow,
 )
-from service.states import REQUEST_STATES
+from service.states import REQUEST_STATES, JobKind, RecordState
 
 __all__ = ["build_report", "render_html"]
 
 REPORT_VERSION = 1
-STATES = REQUEST_STATES
 DEADLINE = ("met", "missed", "open")
 TOMBSTONE_KEPT = ("record_id", "content_sha256", "subject_key", "label", "erased_at", "erased_by")
 RETENTION = (
@@ -79,7 +78,7 @@ def build_report(
         "window": {"from": _iso(start), "to": _iso(end)},
         "requests": {
             "total": len(items),
-            "by_state": {s: sum(1 for i in items if i["state"] == s) for s in STATES},
+            "by_state": {s: sum(1 for i in items if i["state"] == s) for s in REQUEST_STATES},
             "over_time": _over_time(items),
             "time_to_effective_s": _distribution(i["time_to_effective_s"] for i in items),
             "time_to_completed_s": _distribution(i["time_to_completed_s"] for i in items),
@@ -110,7 +109,7 @@ def _unlearned_models(session: Session, request_ids: list[int]) -> dict[int, set
             .join(JobRow, JobRow.id == DeletionJobRow.job_id)
             .where(
                 DeletionJobRow.request_id.in_(request_ids[start : start + 500]),
-                JobRow.kind == "unlearn",
+                JobRow.kind == JobKind.UNLEARN,
             )
         )
         for request_id, model_id in rows:
@@ -157,7 +156,7 @@ def _over_time(items: list[dict[str, Any]]) -> dict[str, Any]:
         elif bucket == "month":
             day = day.replace(day=1)
         counts.setdefault(day.isoformat(), Counter())[item["state"]] += 1
-    rows = [{"start": k} | {s: c[s] for s in STATES} for k, c in sorted(counts.items())]
+    rows = [{"start": k} | {s: c[s] for s in REQUEST_STATES} for k, c in sorted(counts.items())]
     return {"bucket": bucket, "buckets": rows}
 
 
@@ -255,8 +254,8 @@ def _art30(session: Session) -> dict[str, Any]:
             "kind": d.kind,
             "labels": list(d.label_names),
             "imported_at": d.created_at.isoformat(),
-            "records_active": counts[(d.id, "active")],
-            "records_erased": counts[(d.id, "erased")],
+            "records_active": counts[(d.id, RecordState.ACTIVE)],
+            "records_erased": counts[(d.id, RecordState.ERASED)],
             "subjects": subjects.get(d.id, 0),
         }
         for d in session.scalars(select(DatasetRow).order_by(DatasetRow.id))

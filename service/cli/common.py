@@ -73,16 +73,6 @@ def floats(text: str | None) -> tuple[float, ...] | None:
         fail(f"--deletion-priors must be comma-separated numbers, got {text!r}")
 
 
-class RequestState(StrEnum):
-    received = "received"
-    effective = "effective"
-    retraining = "retraining"
-    unlearning = "unlearning"
-    needs_review = "needs_review"
-    completed = "completed"
-    failed = "failed"
-
-
 def open_service(*, check_schema: bool = True) -> Service:
     """The CLI's composition root: the service from the environment, with the broker's
     sender when one is configured. The embedded SQLite database is migrated on the fly;

@@ -7,6 +7,7 @@ from functools import singledispatch
 from rich.table import Table
 
 from service.cli.common import out
+from service.states import RequestState
 from service.views import (
     Accepted,
     ApproximateStatus,
@@ -32,7 +33,7 @@ def print_accepted(accepted: Accepted) -> None:
             f"  model {cut.model} shard {cut.shard} sequence {cut.sequence}: "
             f"depth {cut.from_depth} -> {cut.to_depth} (retrain job {cut.job})"
         )
-    if view.state == "unlearning":
+    if view.state == RequestState.UNLEARNING:
         for u in view.unlearning:
             out.print(
                 f"  approximate model {u.model} will unlearn with {u.method} "
@@ -76,7 +77,7 @@ def print_unlearning(view: RequestView) -> None:
             + (f"; {figures}" if figures else ""),
             highlight=False,
         )
-    if view.state == "needs_review":
+    if view.state == RequestState.NEEDS_REVIEW:
         out.print(
             f"  decide: unlearn requests resolve {view.id} --accept | --method NAME | --retrain"
         )

@@ -9,13 +9,13 @@ import typer
 
 from service.cli.common import (
     AsJson,
-    RequestState,
     dump_views,
     open_service,
     out,
     user_errors,
 )
 from service.cli.printers import print_accepted, print_requests
+from service.states import RequestState
 
 requests_app = typer.Typer(help="Deletion requests.", no_args_is_help=True)
 

@@ -29,7 +29,7 @@ from service.db.tables import (
 )
 from service.kind import Report, VerifyContext
 from service.lineage.publish import sequence_chain
-from service.states import OPEN_JOB_STATES
+from service.states import OPEN_JOB_STATES, CheckpointState
 from sharding import serve
 
 
@@ -42,7 +42,9 @@ def verify_exact(s: Session, ctx: VerifyContext, model: ModelRow, report: Report
 
 def retired_files(s: Session, ctx: VerifyContext, report: Report) -> None:
     """A retired checkpoint was trained on erased data: its file must be gone."""
-    for sha in s.scalars(select(CheckpointRow.sha256).where(CheckpointRow.state == "retired")):
+    for sha in s.scalars(
+        select(CheckpointRow.sha256).where(CheckpointRow.state == CheckpointState.RETIRED)
+    ):
         if ctx.store.exists(sha):
             report.violations.append(f"retired checkpoint {sha[:12]} still has its file")
 
@@ -129,7 +131,7 @@ def _verify_checkpoint(
     report: Report,
 ) -> None:
     bad = report.violations
-    if ckpt.state != "live":
+    if ckpt.state != CheckpointState.LIVE:
         bad.append(f"{where}: serves {ckpt.state} checkpoint {ckpt.sha256[:12]}")
     members = [p for sl in ckpt.slice_ids for p in placements[(ckpt.shard, sl)]]
     erased_since = [rid for rid, v in members if v is not None and v > ckpt.data_version]

@@ -14,6 +14,7 @@ from models.data import Dataset, Record
 from service.audit import log as audit
 from service.db.tables import DatasetRow, RecordRow
 from service.lineage.errors import Conflict, NotFound
+from service.states import RecordState
 from sharding import subject_key
 
 
@@ -48,7 +49,7 @@ def store_dataset(session: Session, dataset: Dataset, name: str, secret: bytes) 
                 "content_sha256": content_sha256(payload, r.label),
                 "label": r.label,
                 "payload": payload,
-                "state": "active",
+                "state": RecordState.ACTIVE,
             }
         )
     for start in range(0, len(values), 5000):
@@ -89,5 +90,5 @@ def summarize(session: Session, row: DatasetRow) -> DatasetSummary:
         kind=row.kind,
         label_names=list(row.label_names),
         n_records=sum(counts.values()),
-        n_erased=counts.get("erased", 0),
+        n_erased=counts.get(RecordState.ERASED, 0),
     )

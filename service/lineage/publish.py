@@ -11,6 +11,7 @@ from models.checkpoints import CheckpointManifest
 from service.db.base import utcnow
 from service.db.tables import CheckpointRow, ModelRow, SequenceRow, SequenceStepRow
 from service.lineage.routing import erased_slices_since
+from service.states import CheckpointState
 from sharding import cut_depth
 
 
@@ -54,14 +55,14 @@ def publish_chain(
                 n_records=manifest.n_records,
                 data_version=data_version,
                 parent_sha256=manifest.parent,
-                state="live",
+                state=CheckpointState.LIVE,
             )
             session.add(row)
             session.flush()
-        elif row.state == "retired":
+        elif row.state == CheckpointState.RETIRED:
             raise StaleCheckpoint(f"checkpoint {sha} was retired: trained on erased data")
-        if erased.intersection(row.slice_ids) and row.state == "live":
-            row.state, row.retired_at = "retired", utcnow()
+        if erased.intersection(row.slice_ids) and row.state == CheckpointState.LIVE:
+            row.state, row.retired_at = CheckpointState.RETIRED, utcnow()
         link = session.get(SequenceStepRow, (seq.id, step))
         if link is None:
             session.add(SequenceStepRow(sequence_id=seq.id, step=step, checkpoint_id=row.id))

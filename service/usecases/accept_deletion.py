@@ -43,7 +43,7 @@ from service.lineage.deletion import (
     replay,
 )
 from service.lineage.registry import get_model
-from service.states import ModelState, RequestState
+from service.states import ModelState, RecordState, RequestState
 from sharding import subject_key
 
 __all__ = ["Accepted", "DeletionInput", "NoMatch", "accept_deletion"]
@@ -95,7 +95,7 @@ def accept_deletion(
         },
         at=now,
     )
-    active = [r for r in rows if r.state == "active"]
+    active = [r for r in rows if r.state == RecordState.ACTIVE]
     audit.append(
         session,
         "records.erased",
@@ -110,7 +110,7 @@ def accept_deletion(
         for kind in KINDS.values():
             kind.before_erasure(session, request.id, active)
     for r in active:
-        r.state, r.payload, r.erased_at, r.erased_by = "erased", None, now, request.id
+        r.state, r.payload, r.erased_at, r.erased_by = RecordState.ERASED, None, now, request.id
     request.n_records = len(active)
     session.flush()
     effect = _cut_models(session, request, [r.id for r in active])

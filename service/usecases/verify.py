@@ -16,6 +16,7 @@ from models.checkpoints import LocalCheckpointStore
 from service.db.tables import ModelRow, RecordRow
 from service.kind import Report, VerifyContext
 from service.kinds import KINDS, kind_of
+from service.states import RecordState
 
 __all__ = ["Report", "verify"]
 
@@ -30,7 +31,7 @@ def verify(s: Session, store: LocalCheckpointStore, caches: Path | None = None) 
         kind_of(model).verify(s, ctx, model, report)
     erased_with_payload = s.scalars(
         select(RecordRow.record_id).where(
-            RecordRow.state == "erased", RecordRow.payload.is_not(None)
+            RecordRow.state == RecordState.ERASED, RecordRow.payload.is_not(None)
         )
     ).all()
     for rid in erased_with_payload:

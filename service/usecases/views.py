@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from service.db.tables import DeletionEventRow, DeletionJobRow, DeletionRequestRow, JobRow, ModelRow
 from service.kinds import KINDS, kind_of
 from service.lineage.query import job_view
+from service.states import VersionState
 
 
 def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
@@ -56,5 +57,5 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
 def _method(unlearning: list[dict[str, Any]]) -> str:
     """``approximate`` when a version that is (or was) served, or one still being made, comes
     from an approximate method; rejected versions do not count."""
-    counted = [u for u in unlearning if (u["version"] or {}).get("state") != "rejected"]
+    counted = [u for u in unlearning if (u["version"] or {}).get("state") != VersionState.REJECTED]
     return "approximate" if any(not u["exact"] for u in counted) else "exact"

@@ -17,7 +17,6 @@ from service.views import RequestPage, RequestView
 
 router = APIRouter()
 KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-STATES = REQUEST_STATES
 
 
 @router.post(
@@ -86,7 +85,7 @@ def read_certificate(svc: App, public_id: str) -> Response:
 @router.get("/deletions", response_model=RequestPage, response_model_exclude_unset=True)
 def list_deletions(
     svc: App,
-    state: Annotated[str | None, Query(pattern="^(" + "|".join(STATES) + ")$")] = None,
+    state: Annotated[str | None, Query(pattern="^(" + "|".join(REQUEST_STATES) + ")$")] = None,
     received_after: dt.datetime | None = None,
     received_before: dt.datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
