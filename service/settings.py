@@ -18,6 +18,18 @@
                             at every request completion
 ``UNLEARN_CHECK_RETRAIN``   ``1``: every retrain also trains its sequence from scratch and
                             records whether the hashes match (the certificate's evidence)
+``UNLEARN_RATE_LIMIT``      calls per API key or status token (default ``600/minute``)
+``UNLEARN_AUTH_FAILURE_LIMIT``  refused tokens per client address before it gets 429
+                            (default ``20/minute``)
+``UNLEARN_RATE_LIMIT_STORAGE``  ``limits`` storage URI; default: the broker when it is
+                            Redis (shared by every API process), else ``memory://``
+``UNLEARN_CORS_ORIGINS``    comma-separated origins allowed cross-site (default: none)
+``UNLEARN_MAX_SHARDS``,     caps on what one API key may register: shards (16),
+``..._SLICES``, ``_BUDGET``,  slices (12), sequences per shard (8), epochs (20), LoRA
+``_EPOCHS``, ``_RANK``,     rank (64), tokens per input (512), any other integer
+``_TOKENS``, ``_SIZE``,     hyperparameter (4096), dataset upload bytes (16 MiB) and
+``_UPLOAD_BYTES``,          models per key (10); the operator CLI is not capped
+``_MODELS_PER_KEY``
 ==========================  =====================================================
 """
 
@@ -29,7 +41,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from service.access.caps import Caps
 from service.files import create_once
+
+_CAPS = {
+    "shards": "UNLEARN_MAX_SHARDS",
+    "slices": "UNLEARN_MAX_SLICES",
+    "budget": "UNLEARN_MAX_BUDGET",
+    "epochs": "UNLEARN_MAX_EPOCHS",
+    "rank": "UNLEARN_MAX_RANK",
+    "tokens": "UNLEARN_MAX_TOKENS",
+    "size": "UNLEARN_MAX_SIZE",
+    "upload_bytes": "UNLEARN_MAX_UPLOAD_BYTES",
+    "models_per_key": "UNLEARN_MAX_MODELS_PER_KEY",
+}
 
 
 class SettingsError(ValueError):
@@ -48,6 +73,11 @@ class Settings:
     signing_key_file: Path | None = None
     sign_every: int = 100
     check_retrain: bool = False
+    rate_limit: str = "600/minute"
+    auth_failure_limit: str = "20/minute"
+    rate_limit_storage: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    caps: Caps = field(default_factory=Caps)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +92,12 @@ class Settings:
         if not every.isdigit() or int(every) < 1:
             raise SettingsError("UNLEARN_SIGN_EVERY must be a positive integer")
         key_file = env.get("UNLEARN_SIGNING_KEY_FILE")
+        caps = Caps(
+            **{name: _positive(env, var, getattr(Caps, name)) for name, var in _CAPS.items()}
+        )
+        origins = tuple(
+            o.strip() for o in env.get("UNLEARN_CORS_ORIGINS", "").split(",") if o.strip()
+        )
         return cls(
             home=home,
             database_url=url,
@@ -73,7 +109,26 @@ class Settings:
             signing_key_file=Path(key_file).resolve() if key_file else None,
             sign_every=int(every),
             check_retrain=env.get("UNLEARN_CHECK_RETRAIN", "0") == "1",
+            rate_limit=env.get("UNLEARN_RATE_LIMIT") or "600/minute",
+            auth_failure_limit=env.get("UNLEARN_AUTH_FAILURE_LIMIT") or "20/minute",
+            rate_limit_storage=env.get("UNLEARN_RATE_LIMIT_STORAGE") or None,
+            cors_origins=origins,
+            caps=caps,
         )
+
+    @property
+    def rate_limit_uri(self) -> str:
+        """Where the rate-limit counters live (see ``UNLEARN_RATE_LIMIT_STORAGE``)."""
+        if self.rate_limit_storage is not None:
+            return self.rate_limit_storage
+        if self.broker_url is not None and self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return "memory://"
+
+    @property
+    def admin_key_file(self) -> Path:
+        """The embedded default's first admin key (0600), written by ``unlearn serve``."""
+        return self.home / "admin.key"
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -111,3 +166,12 @@ class Settings:
         if not path.exists():
             create_once(path, secrets.token_hex(32).encode("ascii"), mode=0o600)
         return bytes.fromhex(path.read_text().strip())
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name)
+    if text is None or text == "":
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise SettingsError(f"{name} must be a positive integer, got {text!r}")
+    return int(text)

@@ -82,6 +82,33 @@ class UnlearnAttempt(View):
     note: str | None = None
 
 
+class Actor(View):
+    """A principal as events and requests record it: never a token or its hash."""
+
+    type: str = Field(description="key, cli, system or status_token")
+    id: str = Field(description="the key id, the OS user of the CLI, or the component")
+    name: str
+
+
+class KeyView(View):
+    """An API key as listed: never its token or the token's hash."""
+
+    key_id: str
+    name: str
+    role: str | None
+    scopes: list[str]
+    created_at: str
+    created_by: Actor
+    expires_at: str | None
+    last_used_at: str | None = Field(description="updated at most once a minute")
+    revoked_at: str | None
+
+
+class NewKeyView(View):
+    key: KeyView
+    token: str = Field(description="the bearer token: shown this once, stored only as a hash")
+
+
 class RequestView(View):
     """A deletion request with its state timeline, jobs and unlearning attempts."""
 
@@ -93,6 +120,9 @@ class RequestView(View):
     dataset: str | None
     record_ids: list[str] | None
     subject: bool
+    requested_by: Actor | None = Field(
+        description="who filed it (null: filed before access control)"
+    )
     n_records: int
     cut: list[Cut]
     received_at: str
@@ -105,6 +135,12 @@ class RequestView(View):
     not_found: list[str] | None = Field(
         None, description="on a new deletion: the record ids given that matched nothing"
     )
+    status_token: str | None = Field(
+        None,
+        description="in the 202 only: a bearer token that reads this request and its "
+        "certificate and nothing else, for the data subject (shown once; a replay of the "
+        "same Idempotency-Key issues a new one and the old one stops working)",
+    )
 
 
 class Accepted(View):
@@ -113,6 +149,7 @@ class Accepted(View):
     request: RequestView
     replayed: bool
     not_found: tuple[str, ...]
+    status_token: str | None = None
 
 
 class RequestPage(View):

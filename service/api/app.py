@@ -10,11 +10,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
+from typing import Annotated
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
+from service.access.ratelimit import RateLimits
 from service.api import problems
+from service.api.auth import Scoped
 from service.api.report import router as report_router
 from service.api.routes import router
 from service.core import Service
@@ -51,17 +55,39 @@ def create_app(service: Service | None = None, *, run_worker: bool = True) -> Fa
             if worker is not None:
                 worker.stop(timeout=5)
 
+    settings = svc.settings
     app = FastAPI(
         title="unlearn",
         version=VERSION,
         summary="Exact machine unlearning as a data-deletion service (GDPR Art. 17)",
         lifespan=lifespan,
+        # Every route but the probes needs a key, the OpenAPI document too (below); the
+        # interactive docs pages could not fetch it, so they are off.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = svc
+    app.state.rate_limits = RateLimits.open(
+        settings.rate_limit_uri, settings.rate_limit, settings.auth_failure_limit, "unlearn"
+    )
     problems.install(app)
     app.include_router(router)
     app.include_router(report_router)
-    app.add_middleware(problems.BodyLimit, max_bytes=svc.settings.max_body_bytes)
+    app.add_middleware(problems.BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After", "Idempotent-Replayed"],
+        )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(_: Annotated[Service, Scoped(None)]) -> JSONResponse:
+        """The OpenAPI document, for any API key (also ``unlearn openapi``, offline)."""
+        return JSONResponse(app.openapi())
 
     @app.get("/livez", response_model=Liveness)
     def livez() -> Liveness:

@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.data import DataError
+from service.access.errors import Unauthenticated
+from service.access.ratelimit import RateLimited
 from service.lineage.deletion import NoMatch
 from service.lineage.errors import LineageError
 from service.states import RequestState
@@ -33,6 +35,21 @@ def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
 
 
 def install(app: FastAPI) -> None:
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
+        response = problem(401, str(exc))
+        challenge = 'Bearer realm="unlearn"'
+        if exc.error is not None:
+            challenge += f', error="{exc.error}"'
+        response.headers["WWW-Authenticate"] = challenge
+        return response
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        response = problem(429, str(exc), retry_after=exc.retry_after)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+
     @app.exception_handler(NoMatch)
     async def _no_match(request: Request, exc: NoMatch) -> JSONResponse:
         return problem(

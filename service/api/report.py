@@ -8,10 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from service.api.deps import App
+from service.access.scopes import Scope
+from service.api.auth import RESPONSES, Scoped
+from service.core import Service
 from service.lineage.errors import LineageError
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", responses=RESPONSES)
 
 
 def _bound(text: str | None, name: str) -> dt.datetime | None:
@@ -39,7 +41,7 @@ def _bound(text: str | None, name: str) -> dt.datetime | None:
     },
 )
 def audit_report(
-    svc: App,
+    svc: Annotated[Service, Scoped(Scope.AUDIT_READ)],
     start: Annotated[
         str | None,
         Query(alias="from", description="requests received at or after (ISO date/datetime)"),

@@ -93,6 +93,17 @@ class ApproximateModelCreate(Strict):
     evidence_retain: int = _from(DEFAULT_THRESHOLDS, "evidence_retain", ge=1, le=100_000)
 
 
+class KeyCreate(Strict):
+    name: str = Field(min_length=1, max_length=200, description="who or what holds the key")
+    role: str | None = Field(
+        None, description="privacy-portal, app, auditor, operator or admin (a scope bundle)"
+    )
+    scopes: list[str] = Field(
+        default_factory=list, max_length=20, description="scopes on top of the role's"
+    )
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
 class ResolveRequest(Strict):
     """An operator's decision on a request in ``needs_review``."""
 

@@ -8,17 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.app.base import Base
+
 if TYPE_CHECKING:
     from service.audit.keys import Signer
-    from service.db.engine import Database
-    from service.settings import Settings
 
 
-class AuditOps:
+class AuditOps(Base):
     """Mixed into :class:`service.app.service.Service`, which holds these attributes."""
 
-    settings: Settings
-    db: Database
     signer: Signer
 
     def audit_events(self) -> list[Any]:
@@ -42,7 +40,7 @@ class AuditOps:
 
         old = self.signer.key_id
         new_id, new = self.signer.rotate()
-        with self.db.write() as s:
+        with self.write() as s:
             audit.append(
                 s,
                 "key.rotated",
@@ -53,7 +51,7 @@ class AuditOps:
                 },
             )  # signed by the old key when this transaction commits
         self.signer.install(new)
-        with self.db.write() as s:
+        with self.write() as s:
             audit.sign_now(s)
         return old, new_id
 

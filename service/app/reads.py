@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
+from service.app.base import Base
 from service.views import (
     MODEL_STATUS,
     ApproximateStatus,
@@ -33,11 +34,9 @@ if TYPE_CHECKING:
     from service.settings import Settings
 
 
-class Reads:
+class Reads(Base):
     """Mixed into :class:`service.app.service.Service`, which holds these attributes."""
 
-    settings: Settings
-    db: Database
     store: LocalCheckpointStore
 
     # The one call of each lineage view builder.

@@ -11,9 +11,11 @@ new jobs, and the API passes in the model server behind ``predict``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from service.access.principal import SYSTEM, Principal
 from service.app.audit import AuditOps
 from service.app.work import Predictor, Work
 from service.audit import log as audit
@@ -34,14 +36,25 @@ def _nowhere(job_id: int, kind: str) -> None:
 @dataclass
 class Service(Work, AuditOps):
     """``store`` is opened on first use: it loads torch, which the commands that touch no
-    model never need."""
+    model never need.
+
+    ``principal`` is who the calls are made for: every write transaction records it as the
+    actor of its audit events (``Base.write``). The API serves each call with
+    ``acting_as(caller)``; the CLI opens the service for the operator; workers act as the
+    system."""
 
     settings: Settings
     db: Database
     signer: Signer
     send: Send = field(default=_nowhere)
     predictor: Predictor | None = None
+    principal: Principal = SYSTEM
     _store: LocalCheckpointStore | None = field(default=None, repr=False)
+
+    def acting_as(self, principal: Principal) -> Service:
+        """This service, for ``principal``: same settings, database, sender and model
+        server (the store, a directory handle, is opened again on first use)."""
+        return dataclasses.replace(self, principal=principal)
 
     @property
     def store(self) -> LocalCheckpointStore:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from service.app.access import AccessOps
 from service.app.reads import Reads
 from service.views import Accepted, DatasetSummary, RequestView, plain
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Writes(Reads):
+class Writes(Reads, AccessOps):
     """Mixed into :class:`service.app.service.Service`, which holds these attributes."""
 
     send: Send
@@ -30,15 +31,34 @@ class Writes(Reads):
     def import_dataset(self, name: str, dataset: Dataset) -> DatasetSummary:
         from service.lineage.datasets import store_dataset
 
-        with self.db.write() as s:
+        with self.write() as s:
             row = store_dataset(s, dataset, name, self.settings.secret())
             return self._summary(s, row)
+
+    def check_upload(self, n_bytes: int) -> None:
+        """An API key's dataset upload within ``UNLEARN_MAX_UPLOAD_BYTES``."""
+        if self.principal.is_key:
+            self.settings.caps.check_upload(n_bytes)
 
     def create_model(self, dataset: str, spec: ModelSpec) -> int:
         from service.lineage.registry import create_model
 
-        with self.db.write() as s:
-            model_id = create_model(s, dataset, spec, self.settings.secret()).id
+        with self.write() as s:
+            config = spec.config
+            self._check_caps(
+                s,
+                {
+                    "shards": spec.n_shards,
+                    "budget": spec.budget,
+                    "slices": config.n_slices,
+                    "epochs": config.epochs,
+                    "rank": config.rank,
+                    "max_length": config.max_length,
+                    "batch_size": config.batch_size,
+                },
+            )
+            model = create_model(s, dataset, spec, self.settings.secret())
+            model.created_by, model_id = self.principal.ref, model.id
         self.dispatch()
         return model_id
 
@@ -85,8 +105,11 @@ class Writes(Reads):
     def create_approximate_model(self, dataset: str, spec: ApproximateSpec) -> int:
         from service.approximate.registry import create_approximate_model
 
-        with self.db.write() as s:
-            model_id = create_approximate_model(s, dataset, spec).id
+        with self.write() as s:
+            self._check_caps(s, spec.family_params, "family_params.")
+            self._check_caps(s, spec.method_params, "method_params.")
+            model = create_approximate_model(s, dataset, spec)
+            model.created_by, model_id = self.principal.ref, model.id
         self.dispatch()
         return model_id
 
@@ -102,7 +125,7 @@ class Writes(Reads):
         from service.approximate.store import version_store
         from service.jobs.hooks import HOOKS
 
-        with self.db.write() as s:
+        with self.write() as s:
             req = self._get_request(s, public_id)
             done = resolve(s, req, action, method, overrides, hooks=HOOKS)
             view = self._request_view(s, req)
@@ -116,15 +139,24 @@ class Writes(Reads):
         """Accept a deletion: erased and cut from serving when this returns."""
         from service.usecases.accept_deletion import accept_deletion
 
-        with self.db.write() as s:
+        with self.write() as s:
             accepted = accept_deletion(
-                s, req, secret=self.settings.secret(), idempotency_key=idempotency_key
+                s,
+                req,
+                secret=self.settings.secret(),
+                principal=self.principal,
+                idempotency_key=idempotency_key,
             )
             view = self._request_view(s, accepted.request)
         for sha in accepted.retired:
             self.store.delete(sha)
         self.dispatch()
-        return Accepted(request=view, replayed=accepted.replayed, not_found=accepted.not_found)
+        return Accepted(
+            request=view,
+            replayed=accepted.replayed,
+            not_found=accepted.not_found,
+            status_token=accepted.status_token,
+        )
 
     def delete(
         self, req: DeletionInput, idempotency_key: str | None = None

@@ -1,7 +1,8 @@
 """Signed deletion certificates: built when a request completes, verified offline.
 
 A certificate is one canonical JSON object (RFC 8785) holding what was erased (count and
-content hashes, never payloads or raw subject ids), when, the deadline, per model the
+content hashes, never payloads or raw subject ids), who asked (the principal: key id and
+name), when, the deadline, per model the
 routing versions and the checkpoints cut and those that replaced them, the retrain
 evidence, the method and the chain position of the completion event, plus an Ed25519
 signature over the canonical form of everything else. The stored and served document is
@@ -63,6 +64,7 @@ def certificate_body(
         "version": VERSION,
         "request": req.public_id,
         "subject_key": req.subject_key,
+        "requested_by": req.requested_by,
         "dataset": req.dataset,
         "outcome": req.outcome or "erased",
         "records": {"n": len(hashes), "content_sha256": hashes},

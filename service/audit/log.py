@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from service.access.principal import SYSTEM
 from service.audit.jcs import canonical
 from service.audit.keys import Signer
 from service.db.base import utcnow
@@ -24,6 +25,7 @@ from service.db.engine import Database
 from service.db.tables import AuditEventRow
 
 GENESIS = "0" * 64
+ACTOR = "audit_actor"  # Session.info key: the principal's actor() the session acts for
 _LOCK = 0x61756469  # "audi": the advisory lock key of the chain head
 
 
@@ -64,10 +66,19 @@ def _head(s: Session) -> EventRef | None:
     return None if row is None else EventRef(row[0], row[1])
 
 
+def actor_of(s: Session) -> dict[str, str]:
+    """Who this session acts for: the caller the application layer put in, else the system
+    (background jobs)."""
+    actor: dict[str, str] = s.info.get(ACTOR) or SYSTEM.actor()
+    return dict(actor)
+
+
 def append(
     s: Session, kind: str, data: dict[str, Any], *, at: dt.datetime | None = None
 ) -> EventRef:
-    """Add one event after the current head; returns its position and hash."""
+    """Add one event after the current head; returns its position and hash. The event's
+    data names its actor (``actor_of``), which the hash covers like the rest."""
+    data = {**data, "actor": actor_of(s)}
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
     head = _head(s)

@@ -32,7 +32,7 @@ class Selection(StrEnum):
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -75,15 +75,17 @@ def floats(text: str | None) -> tuple[float, ...] | None:
 
 def open_service(*, check_schema: bool = True) -> Service:
     """The CLI's composition root: the service from the environment, with the broker's
-    sender when one is configured. The embedded SQLite database is migrated on the fly;
+    sender when one is configured, acting for the operator (``cli_principal``: all scopes,
+    events name the OS user). The embedded SQLite database is migrated on the fly;
     PostgreSQL needs an explicit ``unlearn db upgrade`` (``check_schema=False``: the
     ``db`` commands themselves)."""
+    from service.access.principal import cli_principal
     from service.app.broker import broker_send
     from service.core import Service
     from service.settings import Settings
 
     settings = Settings.from_env()
-    svc = Service.open(settings, send=broker_send(settings))
+    svc = Service.open(settings, send=broker_send(settings)).acting_as(cli_principal())
     if not check_schema:
         return svc
     if svc.db.dialect == "sqlite" and not svc.schema_at_head():

@@ -18,6 +18,7 @@ from service.cli import datasets as dataset_commands
 from service.cli.common import floats, out, user_errors
 from service.cli.db import db_app
 from service.cli.experiment import experiment
+from service.cli.keys import keys_app
 
 app = typer.Typer(
     name="unlearn",
@@ -40,6 +41,7 @@ app.command()(models.status)
 app.command()(lineage.lineage)
 app.command()(lineage.verify)
 app.command()(serve.openapi)
+app.add_typer(keys_app, name="keys")
 audit.register(app)
 app.add_typer(experiment, name="experiment")
 

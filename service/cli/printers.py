@@ -45,6 +45,9 @@ def print_accepted(accepted: Accepted) -> None:
         )
     if accepted.not_found:
         out.print(f"  not found: {', '.join(accepted.not_found)}")
+    if accepted.status_token is not None:
+        # Plain print: the token must never be wrapped. Shown this once (kept as a hash).
+        print(f"  status token for the data subject (shown once): {accepted.status_token}")
 
 
 def print_requests(views: list[RequestView]) -> None:

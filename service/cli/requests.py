@@ -46,7 +46,7 @@ def delete(
             out.print(f"nothing to erase: {exc} (state completed, reason no_match)")
             return
     if as_json:
-        dump_views(accepted.request)
+        dump_views(accepted.request.model_copy(update={"status_token": accepted.status_token}))
         return
     print_accepted(accepted)
 

@@ -48,20 +48,34 @@ def serve(
             svc.set_up_demo(demo_records, progress=lambda: progress_bars(progress), say=out.print)
         url = f"http://{host}:{port}"
         # Plain print: rich would wrap the long curl lines and break copy-paste.
-        print(f"unlearn API on {url}  (docs: {url}/docs)")
-        print(curl_examples(svc.demo_targets(), url), flush=True)
+        print(f"unlearn API on {url}  (OpenAPI: {url}/openapi.json, with a key)")
+        if svc.db.dialect == "sqlite":
+            # The embedded default: one admin key, kept (0600) in the data directory.
+            token = svc.embedded_admin_token()
+            print(
+                f"admin API key (kept in {svc.settings.admin_key_file}; "
+                "`unlearn keys create --help` makes narrower ones):"
+            )
+            print(f"  {token}")
+            print(curl_examples(svc.demo_targets(), url, token), flush=True)
+        else:
+            print("create API keys with `unlearn keys create --name NAME --role ROLE`", flush=True)
         uvicorn.run(create_app(svc, run_worker=run_worker), host=host, port=port, log_level="info")
 
 
-def curl_examples(targets: DemoTargets, url: str) -> str:
+def curl_examples(targets: DemoTargets, url: str, token: str) -> str:
+    """Copy-paste examples, each carrying the key in its header."""
     mid = 1 if targets.model_id is None else targets.model_id
+    auth = f"-H 'Authorization: Bearer {token}'"
+    record = targets.record_id or "RECORD_ID"
     return (
-        f"try:\n  curl -s {url}/v1/models/{mid}\n"
-        f"  curl -s -X POST {url}/v1/models/{mid}/predict -H 'content-type: application/json' "
+        f"try:\n  curl -s {auth} {url}/v1/models/{mid}\n"
+        f"  curl -s {auth} -X POST {url}/v1/models/{mid}/predict "
+        "-H 'content-type: application/json' "
         '-d \'{"inputs": ["a warm, funny film"]}\'\n'
-        f"  curl -s -X POST {url}/v1/deletions -H 'content-type: application/json' "
+        f"  curl -s {auth} -X POST {url}/v1/deletions -H 'content-type: application/json' "
         f"-H 'Idempotency-Key: demo-1' "
-        f'-d \'{{"record_ids": ["{targets.record_id or "RECORD_ID"}"]}}\''
+        f'-d \'{{"record_ids": ["{record}"]}}\''
     )
 
 

@@ -80,6 +80,8 @@ class ModelRow(Base):
     routing_version: Mapped[int] = mapped_column(Integer, default=0)
     # Held-out records scored after training and after every retrain (audit report).
     eval_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))
+    # Who registered it (``Principal.ref``, e.g. ``key:<key id>``): the per-key model cap.
+    created_by: Mapped[str | None] = mapped_column(String(80), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -180,6 +182,10 @@ class DeletionRequestRow(Base):
     effective_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The principal that filed it (``Principal.actor()``: type, key id, name; never a token).
+    requested_by: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    # SHA-256 of the data subject's status token (the token itself is shown once).
+    status_token_sha256: Mapped[str | None] = mapped_column(SHA, unique=True)
 
 
 class DeletionEventRow(Base):
@@ -310,3 +316,24 @@ class ForgetPayloadRow(Base):
     record_pk: Mapped[int] = mapped_column(ForeignKey("records.id"), primary_key=True)
     label: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ApiKeyRow(Base):
+    """An API key: only the SHA-256 of its token is kept (``service.access.tokens``).
+
+    A key is refused once ``revoked_at`` or ``expires_at`` has passed; the row stays, so the
+    audit chain's ``key.*`` events and the requests it filed keep naming it."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(32))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    secret_sha256: Mapped[str] = mapped_column(SHA)
+    created_by: Mapped[dict[str, str]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

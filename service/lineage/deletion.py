@@ -66,6 +66,13 @@ class Accepted:
     replayed: bool
     not_found: tuple[str, ...] = ()
     retired: tuple[str, ...] = ()  # checkpoint files to delete after the commit
+    status_token: str | None = None  # the subject's token, in this answer only
+
+
+def scoped_key(owner: str, key: str) -> str:
+    """How an ``Idempotency-Key`` is stored: hashed with the principal that sent it, so two
+    callers' keys never collide and one caller cannot replay another's request."""
+    return hashlib.sha256(f"{owner}\n{key}".encode()).hexdigest()
 
 
 def add_month(at: dt.datetime) -> dt.datetime:
@@ -83,15 +90,19 @@ def _advisory_lock(session: Session, key: str) -> bool:
     return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:h)"), {"h": h}))
 
 
-def replay(session: Session, key: str, body: str) -> DeletionRequestRow | None:
-    """The request an earlier call with ``key`` made, if any (same body, or 422)."""
-    if not _advisory_lock(session, key):
-        raise Conflict(f"a request with Idempotency-Key {key!r} is still in flight")
+def replay(
+    session: Session, stored: str, body: str, shown: str | None = None
+) -> DeletionRequestRow | None:
+    """The request an earlier call stored under ``stored`` made, if any (same body, or
+    422); errors quote the key as the caller sent it (``shown``)."""
+    shown = stored if shown is None else shown
+    if not _advisory_lock(session, stored):
+        raise Conflict(f"a request with Idempotency-Key {shown!r} is still in flight")
     row = session.scalar(
-        select(DeletionRequestRow).where(DeletionRequestRow.idempotency_key == key)
+        select(DeletionRequestRow).where(DeletionRequestRow.idempotency_key == stored)
     )
     if row is not None and row.body_sha256 != body:
-        raise Unprocessable(f"Idempotency-Key {key!r} was used with a different body")
+        raise Unprocessable(f"Idempotency-Key {shown!r} was used with a different body")
     return row
 
 

@@ -2,7 +2,9 @@
 
 Inside a single write transaction:
 
-1. the request is persisted (or an earlier one with the same ``Idempotency-Key`` returned);
+1. the request is persisted with the principal that filed it and the hash of a fresh status
+   token for the data subject (or an earlier one with the same ``Idempotency-Key`` from the
+   same principal returned, with a new status token replacing the old);
 2. the matching active records are tombstoned: payload nulled, ``erased_by`` set (each kind
    may first keep what it still needs: approximate models quarantine the payloads they must
    unlearn);
@@ -28,6 +30,8 @@ from collections import defaultdict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from service.access import tokens
+from service.access.principal import Principal
 from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
@@ -41,6 +45,7 @@ from service.lineage.deletion import (
     add_month,
     matching,
     replay,
+    scoped_key,
 )
 from service.lineage.registry import get_model
 from service.states import ModelState, RecordState, RequestState
@@ -54,15 +59,19 @@ def accept_deletion(
     req: DeletionInput,
     *,
     secret: bytes,
+    principal: Principal,
     idempotency_key: str | None = None,
     now: dt.datetime | None = None,
 ) -> Accepted:
     """Run steps 1-4 above in ``session``'s transaction (the caller commits)."""
     body = req.body_sha256()
-    if idempotency_key is not None:
-        existing = replay(session, idempotency_key, body)
+    stored = None if idempotency_key is None else scoped_key(principal.ref, idempotency_key)
+    token, token_sha256 = tokens.new_status_token()
+    if stored is not None:
+        existing = replay(session, stored, body, idempotency_key)
         if existing is not None:
-            return Accepted(existing, replayed=True)
+            existing.status_token_sha256 = token_sha256
+            return Accepted(existing, replayed=True, status_token=token)
     now = utcnow() if now is None else now
     rows, not_found = matching(session, req, secret)
     if not rows:
@@ -70,7 +79,7 @@ def accept_deletion(
         raise NoMatch(f"no records match the {what}", not_found)
     request = DeletionRequestRow(
         public_id=str(uuid.uuid4()),
-        idempotency_key=idempotency_key,
+        idempotency_key=stored,
         body_sha256=body,
         subject_key=None if req.subject_id is None else subject_key(secret, req.subject_id),
         dataset=req.dataset,
@@ -80,6 +89,8 @@ def accept_deletion(
         received_at=now,
         due_at=add_month(now),
         cut=[],
+        requested_by=principal.actor(),
+        status_token_sha256=token_sha256,
     )
     session.add(request)
     session.flush()
@@ -158,6 +169,7 @@ def accept_deletion(
         replayed=False,
         not_found=tuple(not_found),
         retired=tuple(effect.retired),
+        status_token=token,
     )
 
 

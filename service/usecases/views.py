@@ -42,6 +42,7 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
         "dataset": req.dataset,
         "record_ids": req.record_ids,
         "subject": req.subject_key is not None,
+        "requested_by": req.requested_by,
         "n_records": req.n_records,
         "cut": list(req.cut),
         "received_at": req.received_at.isoformat(),

@@ -350,15 +350,14 @@ def test_http_flow_with_a_celery_worker(
     service: Service, workers: Workers, settings: Settings
 ) -> None:
     """import, train, predict, delete over HTTP; the immediate prediction is depth-reduced."""
-    from fastapi.testclient import TestClient
     from sqlalchemy import create_engine
 
-    from service.api.app import create_app
     from tests.service.api.conftest import jsonl
     from tests.service.api.test_api import MODEL
+    from tests.service.clients import api_client
 
     proc = workers.start()
-    with TestClient(create_app(service)) as client:
+    with api_client(service, run_worker=True) as client:
         files = {"file": ("s.jsonl", jsonl(synthetic_dataset()), "application/x-ndjson")}
         assert client.post("/v1/datasets", data={"name": "synthetic"}, files=files).is_success
         model_id = client.post("/v1/models", json=MODEL).json()["id"]

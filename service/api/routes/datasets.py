@@ -6,7 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from service.api.deps import App
+from service.access.scopes import Scope
+from service.api.auth import Scoped
+from service.core import Service
 from service.lineage.errors import Unprocessable
 from service.views import DatasetSummary
 
@@ -15,7 +17,7 @@ router = APIRouter()
 
 @router.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=DatasetSummary)
 async def create_dataset(
-    svc: App,
+    svc: Annotated[Service, Scoped(Scope.DATASETS_WRITE)],
     response: Response,
     name: Annotated[str, Form(min_length=1, max_length=200, pattern=r"^[\w.-]+$")],
     file: Annotated[UploadFile, File(description="CSV or JSON Lines")],
@@ -26,6 +28,7 @@ async def create_dataset(
 
     fmt = format or _format_from_name(file.filename)
     data = await file.read()
+    svc.check_upload(len(data))
     dataset = import_bytes(data, fmt=fmt, name=name, source=file.filename or "upload")
     summary = svc.import_dataset(name, dataset)
     response.headers["Location"] = f"/v1/datasets/{name}"
@@ -42,5 +45,5 @@ def _format_from_name(filename: str | None) -> str:
 
 
 @router.get("/datasets/{name}", response_model=DatasetSummary)
-def read_dataset(svc: App, name: str) -> DatasetSummary:
+def read_dataset(svc: Annotated[Service, Scoped(Scope.DATASETS_READ)], name: str) -> DatasetSummary:
     return svc.dataset(name)

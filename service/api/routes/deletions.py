@@ -8,8 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 
-from service.api.deps import App
+from service.access.scopes import Scope
+from service.api.auth import Scoped
 from service.api.schemas import DeletionCreate, ResolveRequest
+from service.core import Service
 from service.lineage.deletion import DeletionInput
 from service.lineage.errors import LineageError
 from service.states import REQUEST_STATES
@@ -26,12 +28,13 @@ KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
     response_model_exclude_unset=True,
 )
 def create_deletion(
-    svc: App,
+    svc: Annotated[Service, Scoped(Scope.DELETIONS_CREATE)],
     response: Response,
     body: DeletionCreate,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> RequestView:
-    """Erase a subject's or some records' data: effective when this answers (``202``)."""
+    """Erase a subject's or some records' data: effective when this answers (``202``).
+    The answer carries the data subject's ``status_token`` (shown once)."""
     if idempotency_key is not None and not KEY.match(idempotency_key):
         raise LineageError("Idempotency-Key must be 1-200 visible ASCII characters")
     req = DeletionInput(
@@ -47,18 +50,23 @@ def create_deletion(
         response.headers["Idempotent-Replayed"] = "true"
     if accepted.not_found:
         view = view.model_copy(update={"not_found": list(accepted.not_found)})
-    return view
+    return view.model_copy(update={"status_token": accepted.status_token})
 
 
 @router.get("/deletions/{public_id}", response_model=RequestView, response_model_exclude_unset=True)
-def read_deletion(svc: App, public_id: str) -> RequestView:
+def read_deletion(
+    svc: Annotated[Service, Scoped(Scope.DELETIONS_READ, status_token=True)], public_id: str
+) -> RequestView:
+    """One request; its subject's status token may read it too."""
     return svc.request(public_id)
 
 
 @router.post(
     "/deletions/{public_id}/resolve", response_model=RequestView, response_model_exclude_unset=True
 )
-def resolve_deletion(svc: App, public_id: str, body: ResolveRequest) -> RequestView:
+def resolve_deletion(
+    svc: Annotated[Service, Scoped(Scope.DELETIONS_RESOLVE)], public_id: str, body: ResolveRequest
+) -> RequestView:
     """Decide a request in ``needs_review``: ``accept`` the flagged version, try another
     ``method``, or order the exact ``retrain`` from scratch (409 unless in review)."""
     return svc.resolve(public_id, body.action, body.method, body.params)
@@ -77,14 +85,17 @@ def resolve_deletion(svc: App, public_id: str, body: ResolveRequest) -> RequestV
         409: {"description": "the request has not completed yet"},
     },
 )
-def read_certificate(svc: App, public_id: str) -> Response:
+def read_certificate(
+    svc: Annotated[Service, Scoped(Scope.DELETIONS_READ, status_token=True)], public_id: str
+) -> Response:
+    """The signed certificate; its subject's status token may read it too."""
     document = svc.certificate(public_id)
     return Response(document.encode("utf-8"), media_type="application/json")
 
 
 @router.get("/deletions", response_model=RequestPage, response_model_exclude_unset=True)
 def list_deletions(
-    svc: App,
+    svc: Annotated[Service, Scoped(Scope.DELETIONS_READ)],
     state: Annotated[str | None, Query(pattern="^(" + "|".join(REQUEST_STATES) + ")$")] = None,
     received_after: dt.datetime | None = None,
     received_before: dt.datetime | None = None,

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import App
+from service.access.scopes import Scope
+from service.api.auth import Scoped
 from service.api.schemas import ApproximateModelCreate, ModelCreate, PredictRequest
+from service.core import Service
 from service.lineage.errors import Unprocessable
 from service.views import ModelStatus, Prediction
 
@@ -13,7 +17,9 @@ router = APIRouter()
 
 
 @router.post("/models", status_code=status.HTTP_202_ACCEPTED, response_model=ModelStatus)
-def create_model(svc: App, response: Response, body: ModelCreate) -> ModelStatus:
+def create_model(
+    svc: Annotated[Service, Scoped(Scope.MODELS_WRITE)], response: Response, body: ModelCreate
+) -> ModelStatus:
     """Register a model and queue its training; poll ``GET /v1/models/{id}``."""
     from models.config import TrainConfig
     from service.lineage.registry import ModelSpec
@@ -42,7 +48,9 @@ def create_model(svc: App, response: Response, body: ModelCreate) -> ModelStatus
     "/models/approximate", status_code=status.HTTP_202_ACCEPTED, response_model=ModelStatus
 )
 def create_approximate_model(
-    svc: App, response: Response, body: ApproximateModelCreate
+    svc: Annotated[Service, Scoped(Scope.MODELS_WRITE)],
+    response: Response,
+    body: ApproximateModelCreate,
 ) -> ModelStatus:
     """Register a model trained normally on all the data; a deletion runs its unlearning
     method and publishes a new version (or asks for review when the evidence is flagged)."""
@@ -55,12 +63,14 @@ def create_approximate_model(
 
 
 @router.get("/models/{model_id}", response_model=ModelStatus)
-def read_model(svc: App, model_id: int) -> ModelStatus:
+def read_model(svc: Annotated[Service, Scoped(Scope.MODELS_READ)], model_id: int) -> ModelStatus:
     return svc.model_status(model_id)
 
 
 @router.post(
     "/models/{model_id}/predict", response_model=Prediction, response_model_exclude_unset=True
 )
-def predict(svc: App, model_id: int, body: PredictRequest) -> Prediction:
+def predict(
+    svc: Annotated[Service, Scoped(Scope.PREDICT)], model_id: int, body: PredictRequest
+) -> Prediction:
     return svc.predict(model_id, body.inputs)

@@ -8,10 +8,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from models.data import Dataset
-from service.api.app import create_app
 from service.core import Service
 from service.db.base import Base
 from service.jobs.runner import LocalWorker
+from tests.service.clients import api_client
 
 
 def jsonl(dataset: Dataset) -> bytes:
@@ -26,7 +26,7 @@ def jsonl(dataset: Dataset) -> bytes:
 
 @pytest.fixture
 def client(service: Service) -> Iterator[TestClient]:
-    with TestClient(create_app(service, run_worker=False)) as c:
+    with api_client(service) as c:
         yield c
 
 

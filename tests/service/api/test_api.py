@@ -12,6 +12,7 @@ from service.api.app import create_app
 from service.core import Service
 from service.usecases.verify import verify
 from tests.service.api.conftest import db_state, drain, jsonl
+from tests.service.clients import api_client
 from tests.service.conftest import synthetic_dataset
 
 PROBLEM = "application/problem+json"
@@ -206,7 +207,7 @@ def test_concurrent_duplicate_posts_create_one_request(pg_service: Service) -> N
 
     from service.db.tables import DeletionRequestRow
 
-    with TestClient(create_app(pg_service, run_worker=False)) as client:
+    with api_client(pg_service) as client:
         ready_model(client, pg_service)
 
         def post(_: int) -> tuple[int, str | None]:

@@ -7,11 +7,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from service.api.app import create_app
 from service.audit.certificates import certificate_document, check_certificate
 from service.audit.keys import load_keyring, public_pem
 from service.audit.verify import load_chain
@@ -20,6 +18,7 @@ from service.core import Service
 from service.db.tables import CheckpointRow, DeletionEventRow, DeletionRequestRow, RecordRow
 from service.jobs.runner import LocalWorker
 from service.lineage.deletion import DeletionInput
+from tests.service.clients import api_client
 from tests.service.conftest import SECRET, synthetic_dataset
 
 runner = CliRunner()
@@ -144,7 +143,7 @@ def test_cli_show_verify_export_rotate(cli_env: Service, tmp_path: Path) -> None
 
 def test_api_serves_the_certificate_and_refuses_unfinished_ones(flowed: Service) -> None:
     req, document = _completed(flowed)
-    with TestClient(create_app(flowed, run_worker=False)) as client:
+    with api_client(flowed) as client:
         r = client.get(f"/v1/deletions/{req.public_id}/certificate")
         assert r.status_code == 200 and r.content == document.encode()
         assert r.headers["content-type"] == "application/json"

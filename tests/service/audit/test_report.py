@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from service.api.app import create_app
 from service.audit import log as audit
 from service.audit.charts import NO_EVALUATIONS
 from service.audit.report import build_report, render_html
@@ -25,6 +23,7 @@ from service.core import Service
 from service.db.tables import DeletionRequestRow, RecordRow
 from service.jobs.runner import LocalWorker
 from service.lineage.deletion import DeletionInput
+from tests.service.clients import api_client
 from tests.service.conftest import SECRET, _settings, synthetic_dataset
 from tests.service.lineage.test_flow import trained
 
@@ -174,7 +173,7 @@ def test_cli_writes_the_report(
 
 def test_endpoint_answers_json_and_html_and_problems(shared: tuple[Service, Scenario]) -> None:
     service, sc = shared
-    with TestClient(create_app(service, run_worker=False)) as client:
+    with api_client(service) as client:
         r = client.get("/v1/audit/report")
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
         assert r.json()["requests"]["total"] == 3
