@@ -19,6 +19,7 @@ deletion's 202 to ``completed`` with the embedded worker retraining in the serve
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -44,7 +45,23 @@ DEMO_LAYOUT = ["--shards", "2", "--slices", "4", "--budget", "2", "--epochs", "1
 def _env(home: Path, url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("CELERY_BROKER_URL",)}
     env.update(UNLEARN_HOME=str(home), DATABASE_URL=url, UNLEARN_SECRET=SECRET)
+    # One key drives every client: the benchmark measures deletions, not the rate limiter
+    # (authentication itself is measured: every call carries the key).
+    env.setdefault("UNLEARN_RATE_LIMIT", "1000000/minute")
     return env
+
+
+def _key(home: Path, url: str) -> str:
+    """An admin API key made with the CLI, as an operator would."""
+    out = subprocess.run(
+        [str(BIN / "unlearn"), "keys", "create", "--name", "bench", "--role", "admin", "--json"],
+        env=_env(home, url),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    token: str = json.loads(out)["token"]
+    return token
 
 
 def _fresh(backend: str, home: Path) -> str:
@@ -122,7 +139,9 @@ def setup(backend: str, home: Path, copies: int) -> tuple[str, dict[str, Any]]:
 
 
 @contextmanager
-def server(home: Path, url: str, port: int, *, worker: bool) -> Iterator[str]:
+def server(home: Path, url: str, port: int, *, worker: bool) -> Iterator[tuple[str, str]]:
+    """The API in a subprocess: (its base URL, an admin key's token)."""
+    token = _key(home, url)
     log = (home / f"server-{port}.log").open("wb")
     cmd = [str(BIN / "unlearn"), "serve", "--port", str(port), "--no-progress"]
     cmd.append("--worker" if worker else "--no-worker")
@@ -139,7 +158,7 @@ def server(home: Path, url: str, port: int, *, worker: bool) -> Iterator[str]:
             time.sleep(0.5)
         else:
             raise RuntimeError(f"server did not become ready; see {log.name}")
-        yield base
+        yield base, token
     finally:
         proc.terminate()
         proc.wait(30)
@@ -151,9 +170,13 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def latency(base: str, n: int, first_subject: int) -> dict[str, Any]:
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def latency(base: str, token: str, n: int, first_subject: int) -> dict[str, Any]:
     times = []
-    with httpx.Client(base_url=base, timeout=60) as client:
+    with httpx.Client(base_url=base, timeout=60, headers=_auth(token)) as client:
         for i in range(n):
             subject = f"person-{first_subject + i:06d}"
             t = time.perf_counter()
@@ -172,13 +195,15 @@ def latency(base: str, n: int, first_subject: int) -> dict[str, Any]:
     }
 
 
-def sustained(base: str, clients: int, per_client: int, first_subject: int) -> dict[str, Any]:
+def sustained(
+    base: str, token: str, clients: int, per_client: int, first_subject: int
+) -> dict[str, Any]:
     answers: dict[str, list[str]] = {}
     errors: list[str] = []
     lock = threading.Lock()
 
     def client_loop(c: int) -> None:
-        with httpx.Client(base_url=base, timeout=120) as client:
+        with httpx.Client(base_url=base, timeout=120, headers=_auth(token)) as client:
             previous = None
             for i in range(per_client):
                 subject = f"person-{first_subject + c * per_client + i:06d}"
@@ -220,9 +245,16 @@ def sustained(base: str, clients: int, per_client: int, first_subject: int) -> d
     }
 
 
-def check_db(url: str, ids: dict[str, str]) -> dict[str, int]:
-    """Every key once, with the id its clients saw (zero lost, zero duplicated)."""
+def check_db(url: str, token: str, ids: dict[str, str]) -> dict[str, int]:
+    """Every key once, with the id its clients saw (zero lost, zero duplicated). Keys are
+    stored hashed with the key that sent them (``scoped_key``)."""
     from sqlalchemy import create_engine, text
+
+    from service.access.tokens import key_id_of
+    from service.lineage.deletion import scoped_key
+
+    owner = f"key:{key_id_of(token)}"
+    ids = {scoped_key(owner, k): pid for k, pid in ids.items()}
 
     engine = create_engine(url)
     with engine.connect() as conn:
@@ -255,7 +287,10 @@ def completion(home: Path, port: int) -> dict[str, Any]:
         check=True,
     )
     train_s = time.perf_counter() - t
-    with server(home, url, port, worker=True) as base, httpx.Client(base_url=base) as client:
+    with (
+        server(home, url, port, worker=True) as (base, token),
+        httpx.Client(base_url=base, headers=_auth(token)) as client,
+    ):
         rid = _first_record(url)
         t = time.perf_counter()
         r = client.post("/v1/deletions", json={"record_ids": [rid]})
@@ -302,11 +337,13 @@ def main() -> None:
     for i, backend in enumerate(args.backends):
         home = work / "data"
         url, prep = setup(backend, home, args.copies)
-        with server(home, url, 8600 + i, worker=False) as base:
-            lat = latency(base, args.latency_n, first_subject=0)
-            sus = sustained(base, args.clients, args.per_client, first_subject=args.latency_n)
+        with server(home, url, 8600 + i, worker=False) as (base, token):
+            lat = latency(base, token, args.latency_n, first_subject=0)
+            sus = sustained(
+                base, token, args.clients, args.per_client, first_subject=args.latency_n
+            )
         ids = sus.pop("ids")
-        integrity = check_db(url, ids)
+        integrity = check_db(url, token, ids)
         results["backends"][backend] = {**prep, "latency": lat, "sustained": sus, **integrity}
         print(backend, results["backends"][backend], flush=True)
     if not args.skip_completion:

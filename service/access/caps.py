@@ -40,10 +40,11 @@ class Caps:
         """422 naming the first parameter over its cap (and the setting that sets it)."""
         named = self.named()
         for key, value in params.items():
-            if isinstance(value, bool) or not isinstance(value, int):
+            number = _number(value)
+            if number is None:
                 continue
             cap, setting = named.get(key, (self.size, "UNLEARN_MAX_SIZE"))
-            if value > cap:
+            if number > cap and (key in named or float(number).is_integer()):
                 raise Unprocessable(
                     f"{what}{key}={value} exceeds this deployment's cap of {cap} ({setting})"
                 )
@@ -61,3 +62,18 @@ class Caps:
                 f"this key has registered {existing} models, the most one key may "
                 f"(UNLEARN_MAX_MODELS_PER_KEY={self.models_per_key})"
             )
+
+
+def _number(value: object) -> float | None:
+    """A parameter as a number when it reads as one (``1e6`` and ``"1000000"`` too: the
+    methods turn them into ints), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None

@@ -138,8 +138,11 @@ def needs_touch(s: Session, key_id: str, *, now: dt.datetime | None = None) -> b
     return last is None or last < now - TOUCH_EVERY
 
 
-def models_of(s: Session, principal: Principal) -> int:
-    """How many models the principal registered (the per-key cap)."""
+def models_of(s: Session, principal: Principal, *, lock: bool = False) -> int:
+    """How many models the principal registered (the per-key cap); ``lock`` holds the key's
+    row until the transaction ends (PostgreSQL; SQLite writers are serial anyway)."""
+    if lock and principal.is_key:
+        s.execute(select(ApiKeyRow.id).where(ApiKeyRow.key_id == principal.id).with_for_update())
     return int(
         s.scalar(
             select(func.count()).select_from(ModelRow).where(ModelRow.created_by == principal.ref)

@@ -4,7 +4,7 @@ and the caps on what an API key may register."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from service.app.base import Base
@@ -109,13 +109,16 @@ class AccessOps(Base):
         replace_atomic(path, (created.token + "\n").encode("ascii"), mode=0o600)
         return created.token
 
-    def _check_caps(self, s: Session, params: dict[str, object], what: str = "") -> None:
-        """An API key's registration within the deployment's caps (the operator's CLI is
-        not capped)."""
+    def _check_params(self, params: Mapping[str, object], what: str = "") -> None:
+        """An API key's training parameters within the deployment's caps (the operator's
+        CLI is not capped)."""
+        if self.principal.is_key:
+            self.settings.caps.check_params(params, what)
+
+    def _check_model_count(self, s: Session) -> None:
+        """One more model for an API key within ``UNLEARN_MAX_MODELS_PER_KEY`` (the key's row
+        is locked, so two registrations at once cannot both pass the last slot)."""
         from service.access.keys import models_of
 
-        if not self.principal.is_key:
-            return
-        caps = self.settings.caps
-        caps.check_params(params, what)
-        caps.check_model_count(models_of(s, self.principal))
+        if self.principal.is_key:
+            self.settings.caps.check_model_count(models_of(s, self.principal, lock=True))

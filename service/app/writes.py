@@ -45,8 +45,8 @@ class Writes(Reads, AccessOps):
 
         with self.write() as s:
             config = spec.config
-            self._check_caps(
-                s,
+            self._check_model_count(s)
+            self._check_params(
                 {
                     "shards": spec.n_shards,
                     "budget": spec.budget,
@@ -55,7 +55,7 @@ class Writes(Reads, AccessOps):
                     "rank": config.rank,
                     "max_length": config.max_length,
                     "batch_size": config.batch_size,
-                },
+                }
             )
             model = create_model(s, dataset, spec, self.settings.secret())
             model.created_by, model_id = self.principal.ref, model.id
@@ -106,8 +106,9 @@ class Writes(Reads, AccessOps):
         from service.approximate.registry import create_approximate_model
 
         with self.write() as s:
-            self._check_caps(s, spec.family_params, "family_params.")
-            self._check_caps(s, spec.method_params, "method_params.")
+            self._check_model_count(s)
+            self._check_params(spec.family_params, "family_params.")
+            self._check_params(spec.method_params, "method_params.")
             model = create_approximate_model(s, dataset, spec)
             model.created_by, model_id = self.principal.ref, model.id
         self.dispatch()
@@ -125,6 +126,7 @@ class Writes(Reads, AccessOps):
         from service.approximate.store import version_store
         from service.jobs.hooks import HOOKS
 
+        self._check_params(overrides or {}, "params.")
         with self.write() as s:
             req = self._get_request(s, public_id)
             done = resolve(s, req, action, method, overrides, hooks=HOOKS)
