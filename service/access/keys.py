@@ -76,9 +76,16 @@ def list_keys(s: Session, *, include_revoked: bool = False) -> list[ApiKeyRow]:
 
 
 def get_key(s: Session, key_id: str) -> ApiKeyRow:
+    """The key with this id; a whole token is taken for its key id, and never echoed."""
+    if key_id.startswith((tokens.KEY_PREFIX, tokens.STATUS_PREFIX)):
+        from_token = tokens.key_id_of(key_id)
+        if from_token is None:
+            raise NotFound("no API key matches that token (give the key id, e.g. 4d2bqvw7yflb)")
+        key_id = from_token
     row = s.scalar(select(ApiKeyRow).where(ApiKeyRow.key_id == key_id))
     if row is None:
-        raise NotFound(f"no API key {key_id!r}")
+        shown = key_id if len(key_id) <= 16 else key_id[:16] + "..."
+        raise NotFound(f"no API key {shown!r}")
     return row
 
 

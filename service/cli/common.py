@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -32,7 +33,10 @@ class Selection(StrEnum):
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    # The message quotes user input: escaped, so brackets in it print as typed.
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]error:[/] {escape(message)}", highlight=False
+    )
     raise typer.Exit(code)
 
 

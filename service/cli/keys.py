@@ -90,7 +90,11 @@ def keys_list(
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key id (unlk_<id>_...)")]) -> None:
+def keys_revoke(
+    key_id: Annotated[
+        str, typer.Argument(help="the key id (`keys list`; the part after unlk_ in a token)")
+    ],
+) -> None:
     """Revoke a key: every API process refuses it from its next call."""
     with user_errors():
         view = open_service().revoke_key(key_id)
