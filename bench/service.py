@@ -247,14 +247,14 @@ def sustained(
 
 def check_db(url: str, token: str, ids: dict[str, str]) -> dict[str, int]:
     """Every key once, with the id its clients saw (zero lost, zero duplicated). Keys are
-    stored hashed with the key that sent them (``scoped_key``)."""
+    stored as keyed hashes with the key that sent them (``scoped_key``)."""
     from sqlalchemy import create_engine, text
 
     from service.access.tokens import key_id_of
     from service.lineage.deletion import scoped_key
 
     owner = f"key:{key_id_of(token)}"
-    ids = {scoped_key(owner, k): pid for k, pid in ids.items()}
+    ids = {scoped_key(bytes.fromhex(SECRET), owner, k): pid for k, pid in ids.items()}
 
     engine = create_engine(url)
     with engine.connect() as conn:

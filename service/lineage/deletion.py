@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from sqlalchemy import select, text
@@ -69,10 +70,13 @@ class Accepted:
     status_token: str | None = None  # the subject's token, in this answer only
 
 
-def scoped_key(owner: str, key: str) -> str:
-    """How an ``Idempotency-Key`` is stored: hashed with the principal that sent it, so two
-    callers' keys never collide and one caller cannot replay another's request."""
-    return hashlib.sha256(f"{owner}\n{key}".encode()).hexdigest()
+def scoped_key(secret: bytes, owner: str, key: str) -> str:
+    """How an ``Idempotency-Key`` is stored: a keyed hash (HMAC-SHA256 with the deployment
+    secret, as subject keys are) of the key and the principal that sent it. Two callers' keys
+    never collide, one caller cannot replay another's request, and a portal that puts a
+    ticket or subject id in the key leaves no readable or guessable copy of it."""
+    message = f"idempotency\n{owner}\n{key}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 def add_month(at: dt.datetime) -> dt.datetime:

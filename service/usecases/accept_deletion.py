@@ -65,7 +65,7 @@ def accept_deletion(
 ) -> Accepted:
     """Run steps 1-4 above in ``session``'s transaction (the caller commits)."""
     body = req.body_sha256()
-    stored = None if idempotency_key is None else scoped_key(principal.ref, idempotency_key)
+    stored = None if idempotency_key is None else scoped_key(secret, principal.ref, idempotency_key)
     token, token_sha256 = tokens.new_status_token()
     if stored is not None:
         existing = replay(session, stored, body, idempotency_key)

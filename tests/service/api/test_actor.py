@@ -310,9 +310,15 @@ def test_idempotency_key_is_scoped_per_principal(service: Service) -> None:
             for r in s.scalars(select(DeletionRequestRow).order_by(DeletionRequestRow.id))
         }
     assert len(rows) == 3
-    assert rows[first["id"]].idempotency_key == scoped_key(f"key:{a.split('_')[1]}", "order-42")
-    assert rows[other["id"]].idempotency_key == scoped_key(f"key:{b.split('_')[1]}", "order-42")
-    assert rows[by_cli.request.id].idempotency_key == scoped_key(f"cli:{USER}", "order-42")
+    assert rows[first["id"]].idempotency_key == scoped_key(
+        service.settings.secret(), f"key:{a.split('_')[1]}", "order-42"
+    )
+    assert rows[other["id"]].idempotency_key == scoped_key(
+        service.settings.secret(), f"key:{b.split('_')[1]}", "order-42"
+    )
+    assert rows[by_cli.request.id].idempotency_key == scoped_key(
+        service.settings.secret(), f"cli:{USER}", "order-42"
+    )
     assert rows[first["id"]].status_token_sha256 == tokens.digest(new)
     assert all(r.idempotency_key != "order-42" for r in rows.values()), "stored hashed"
     received = [e for e in service.audit_events() if e[2] == "request.received"]
