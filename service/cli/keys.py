@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from typing import Annotated
 
 import typer
@@ -72,11 +73,9 @@ def keys_list(
     if as_json:
         dump_views(views)
         return
-    table = Table(title="API keys")
-    for col in ("key id", "name", "role", "scopes", "created", "expires", "last used", "revoked"):
-        table.add_column(col)
-    for v in views:
-        table.add_row(
+    columns = ("key id", "name", "role", "scopes", "created", "expires", "last used", "revoked")
+    rows = [
+        (
             v.key_id,
             v.name,
             v.role or "-",
@@ -86,6 +85,18 @@ def keys_list(
             (v.last_used_at or "-")[:19],
             (v.revoked_at or "-")[:19],
         )
+        for v in views
+    ]
+    if not sys.stdout.isatty():
+        # Piped: one tab-separated line per key, never wrapped or cut.
+        for row in (columns, *rows):
+            print("\t".join(row))
+        return
+    table = Table(title="API keys")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 

@@ -233,6 +233,11 @@ def test_list_shows_keys_but_never_a_token_or_its_hash(env_service: Service) -> 
     assert key_id(portal) in table and "portal" in table
     assert key_id(auditor) not in table, "a revoked key is listed with --all only"
     assert key_id(portal) in plain and key_id(auditor) in plain
+    # Piped (CliRunner is no terminal): tab-separated, whole values, nothing wrapped or cut.
+    lines = plain.splitlines()
+    assert lines[0].split("\t")[:2] == ["key id", "name"] and len(lines) == 3
+    row = dict(zip(lines[0].split("\t"), lines[2].split("\t"), strict=True))
+    assert row["scopes"] == " ".join(sorted(str(s) for s in ROLES["auditor"]))
 
     assert [k["key_id"] for k in active] == [key_id(portal)]
     assert [k["key_id"] for k in every] == [key_id(portal), key_id(auditor)]
