@@ -22,7 +22,7 @@ import torch
 
 from models.adapters import AdaptedEncoder
 from models.errors import ModelsError
-from models.files import write_atomic
+from models.files import open_private, write_atomic
 from models.progress import NULL_PROGRESS, Progress
 
 INDEX = "index.json"
@@ -84,7 +84,7 @@ class ActivationCache:
         backbone = encoder.backbone
         encoder.set_active_groups(0)
         gen = 1
-        files = {g: (root / _data_name(g, gen)).open("wb") for g in groups}
+        files = {g: open_private(root / _data_name(g, gen)) for g in groups}
         records: list[tuple[str, int, int]] = []
         offset = 0
         try:
@@ -116,7 +116,7 @@ class ActivationCache:
             "total_tokens": offset,
             "records": records,
         }
-        write_atomic(root / INDEX, json.dumps(meta).encode())
+        write_atomic(root / INDEX, json.dumps(meta).encode(), mode=0o600)
         return cls(root)
 
     # -- reading ------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ class ActivationCache:
         records: list[tuple[str, int, int]] = []
         for g in self.groups:
             src = self._map(g)
-            with (self.root / _data_name(g, new_gen)).open("wb") as out:
+            with open_private(self.root / _data_name(g, new_gen)) as out:
                 for _, e in keep:
                     out.write(np.ascontiguousarray(src[e.offset : e.offset + e.length]).tobytes())
                 out.flush()
@@ -194,7 +194,7 @@ class ActivationCache:
         meta.update(generation=new_gen, total_tokens=offset, records=records)
         old_gen = self.generation
         self._maps.clear()
-        write_atomic(self.root / INDEX, json.dumps(meta).encode())
+        write_atomic(self.root / INDEX, json.dumps(meta).encode(), mode=0o600)
         for g in self.groups:
             (self.root / _data_name(g, old_gen)).unlink(missing_ok=True)
         self._load()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:
@@ -24,6 +25,14 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o666) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def open_private(path: Path) -> BinaryIO:
+    """``path`` opened for writing (created or truncated), readable by its owner only: the
+    activation caches hold what a backbone computed from personal data."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode on O_CREAT: tighten it
+    return os.fdopen(fd, "wb")
 
 
 def create_once(path: Path, data: bytes, *, mode: int = 0o600) -> None:

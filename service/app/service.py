@@ -73,6 +73,8 @@ class Service(Work, AuditOps):
         """Without a ``send``, jobs wait in the DB until a worker or the reconciler finds
         them; a composition root with a broker passes the broker's sender."""
         settings = Settings.from_env() if settings is None else settings
+        # Owner-only: the data directory holds the database, caches and keys.
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = Database.from_url(settings.database_url)
         signer = Signer.from_settings(settings.signing_key, settings.key_file, settings.keyring_dir)
         audit.install(db, signer, settings.sign_every)

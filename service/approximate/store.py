@@ -24,7 +24,7 @@ class VersionStore:
         data = st_save({k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())})
         sha = hashlib.sha256(data).hexdigest()
         if not self._path(sha).exists():
-            create_once(self._path(sha), data, mode=0o644)
+            create_once(self._path(sha), data, mode=0o600)
         return sha
 
     def get(self, sha256: str) -> dict[str, Tensor]:

@@ -7,6 +7,7 @@ serialise on row locks (``SELECT ... FOR UPDATE`` on the models they touch).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,13 +21,26 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_MS = 30_000
 
 
+def private_sqlite_files(path: Path) -> None:
+    """The database file, created readable by its owner only (SQLite gives its WAL and shm
+    files the database file's mode); files left looser by an older version are tightened."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if f.stat().st_mode & 0o077:
+                f.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(url: str) -> Engine:
     """An engine whose logs and errors never show bound parameters (hashes, payloads)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        private_sqlite_files(Path(parsed.database))
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
     )
