@@ -18,6 +18,9 @@
                             at every request completion
 ``UNLEARN_CHECK_RETRAIN``   ``1``: every retrain also trains its sequence from scratch and
                             records whether the hashes match (the certificate's evidence)
+``UNLEARN_MASTER_KEY``      key-encryption key of the payloads' data keys (64 hex digits);
+                            unset: ``UNLEARN_MASTER_KEY_FILE`` (default
+                            ``$UNLEARN_HOME/keys/master.key``, generated 0600 on first use)
 ``UNLEARN_RATE_LIMIT``      calls per API key or status token (default ``600/minute``)
 ``UNLEARN_AUTH_FAILURE_LIMIT``  refused tokens per client address before it gets 429
                             (default ``20/minute``)
@@ -71,6 +74,8 @@ class Settings:
     max_body_bytes: int = 32 * 1024 * 1024
     signing_key: str | None = field(default=None, repr=False)
     signing_key_file: Path | None = None
+    master_key: str | None = field(default=None, repr=False)
+    master_key_file: Path | None = None
     sign_every: int = 100
     check_retrain: bool = False
     rate_limit: str = "600/minute"
@@ -92,6 +97,7 @@ class Settings:
         if not every.isdigit() or int(every) < 1:
             raise SettingsError("UNLEARN_SIGN_EVERY must be a positive integer")
         key_file = env.get("UNLEARN_SIGNING_KEY_FILE")
+        master_file = env.get("UNLEARN_MASTER_KEY_FILE")
         caps = Caps(
             **{name: _positive(env, var, getattr(Caps, name)) for name, var in _CAPS.items()}
         )
@@ -107,6 +113,8 @@ class Settings:
             max_body_bytes=max_body,
             signing_key=env.get("UNLEARN_SIGNING_KEY") or None,
             signing_key_file=Path(key_file).resolve() if key_file else None,
+            master_key=env.get("UNLEARN_MASTER_KEY") or None,
+            master_key_file=Path(master_file).resolve() if master_file else None,
             sign_every=int(every),
             check_retrain=env.get("UNLEARN_CHECK_RETRAIN", "0") == "1",
             rate_limit=env.get("UNLEARN_RATE_LIMIT") or "600/minute",
@@ -152,6 +160,19 @@ class Settings:
         """No broker configured: jobs run in-process."""
         return self.broker_url is None
 
+    @property
+    def kek_file(self) -> Path:
+        return self.master_key_file or self.home / "keys" / "master.key"
+
+    def kek(self) -> bytes:
+        """The key-encryption key of the data keys; generated (0600) on first use."""
+        if self.master_key is not None:
+            return _key_bytes(self.master_key, "UNLEARN_MASTER_KEY")
+        path = self.kek_file
+        if not path.exists():
+            create_once(path, secrets.token_hex(32).encode("ascii"), mode=0o600)
+        return _key_bytes(path.read_text().strip(), str(path))
+
     def secret(self) -> bytes:
         """The deployment secret; generated (0600) into the data directory on first use."""
         if self.secret_hex is not None:
@@ -175,3 +196,13 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     if not text.isdigit() or int(text) < 1:
         raise SettingsError(f"{name} must be a positive integer, got {text!r}")
     return int(text)
+
+
+def _key_bytes(text: str, where: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError as exc:
+        raise SettingsError(f"{where} must hold 64 hex digits") from exc
+    if len(value) != 32:
+        raise SettingsError(f"{where} must hold 64 hex digits (a 256-bit key)")
+    return value

@@ -21,6 +21,8 @@ from service.app.work import Predictor, Work
 from service.audit import log as audit
 from service.audit.keys import Signer
 from service.db.engine import Database
+from service.erasure import vault
+from service.erasure.vault import Vault
 from service.lineage.errors import Unavailable
 from service.settings import Settings
 
@@ -78,6 +80,7 @@ class Service(Work, AuditOps):
         db = Database.from_url(settings.database_url)
         signer = Signer.from_settings(settings.signing_key, settings.key_file, settings.keyring_dir)
         audit.install(db, signer, settings.sign_every)
+        vault.install(db, Vault(settings.kek()))
         return cls(
             settings=settings,
             db=db,
@@ -88,7 +91,7 @@ class Service(Work, AuditOps):
     def upgrade_schema(self) -> None:
         from service.db import schema
 
-        schema.upgrade(self.db.engine)
+        schema.upgrade(self.db.engine, vault=Vault(self.settings.kek()))
 
     def schema_at_head(self) -> bool:
         from service.db import schema

@@ -152,6 +152,9 @@ class Writes(Reads, AccessOps):
             view = self._request_view(s, accepted.request)
         for sha in accepted.retired:
             self.store.delete(sha)
+        from service.erasure.scrub import scrub
+
+        scrub(self.db)
         self.dispatch()
         return Accepted(
             request=view,

@@ -13,6 +13,7 @@ from models.approximate.base import Examples, Family
 from models.approximate.families import to_examples
 from models.data import model_input
 from service.db.tables import ForgetPayloadRow, PlacementRow, RecordRow
+from service.erasure import vault
 from service.states import RecordState
 
 
@@ -31,8 +32,10 @@ class Rows:
         return to_examples(family, self.inputs, self.labels)
 
 
-def _rows(found: list[Any]) -> Rows:
-    return Rows([model_input(p) for p, _ in found], [int(label) for _, label in found])
+def _rows(s: Session, found: list[Any]) -> Rows:
+    """Opened payloads (``service.erasure.vault``) and their labels."""
+    inputs = [model_input(vault.open_payload(s, p)) for p, _ in found]
+    return Rows(inputs, [int(label) for _, label in found])
 
 
 def training_rows(s: Session, model_id: int) -> Rows:
@@ -47,7 +50,7 @@ def training_rows(s: Session, model_id: int) -> Rows:
         )
         .order_by(RecordRow.id)
     ).all()
-    return _rows(list(found))
+    return _rows(s, list(found))
 
 
 def forget_rows(s: Session, model_id: int, request_ids: list[int], after_version: int) -> Rows:
@@ -66,7 +69,7 @@ def forget_rows(s: Session, model_id: int, request_ids: list[int], after_version
         )
         .order_by(ForgetPayloadRow.record_pk)
     ).all()
-    return _rows(list(found))
+    return _rows(s, list(found))
 
 
 def held_out_rows(s: Session, dataset_id: int) -> Rows:
@@ -75,4 +78,4 @@ def held_out_rows(s: Session, dataset_id: int) -> Rows:
         .where(RecordRow.dataset_id == dataset_id, RecordRow.state == RecordState.ACTIVE)
         .order_by(RecordRow.id)
     ).all()
-    return _rows(list(found))
+    return _rows(s, list(found))

@@ -16,6 +16,7 @@ from service.db.tables import (
     PlacementRow,
     RecordRow,
 )
+from service.erasure import vault
 from service.jobs.create import unlearn_job
 from service.states import KindName, ModelState
 
@@ -56,11 +57,16 @@ def quarantine(s: Session, request_id: int, records: list[RecordRow]) -> int:
             )
         )
     )
-    for r in records:
-        if r.id in held and r.payload is not None:
-            s.add(
-                ForgetPayloadRow(
-                    request_id=request_id, record_pk=r.id, label=r.label, payload=r.payload
-                )
-            )
+    kept = [r for r in records if r.id in held and r.payload is not None]
+    if not kept:
+        return 0
+    # Re-sealed under the request's own key: the records' keys are destroyed when the
+    # accepting transaction commits, this one when the request completes or fails.
+    key_id = vault.new_keys(s, [vault.quarantine_owner(request_id)])[0]
+    for r in kept:
+        assert r.payload is not None
+        sealed = vault.seal(s, key_id, vault.open_payload(s, r.payload))
+        s.add(
+            ForgetPayloadRow(request_id=request_id, record_pk=r.id, label=r.label, payload=sealed)
+        )
     return len(held)

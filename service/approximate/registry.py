@@ -18,6 +18,7 @@ from models.approximate.thresholds import EvidenceThresholds
 from models.config import canonical_json
 from service.audit import log as audit
 from service.db.tables import ModelRow, RecordRow
+from service.erasure import vault
 from service.jobs.create import fit_job
 from service.lineage.datasets import get_dataset
 from service.lineage.errors import Unprocessable
@@ -77,7 +78,8 @@ def create_approximate_model(
     ).all()
     if not records:
         raise Unprocessable(f"dataset {dataset_name!r} has no active records")
-    features = records[0][1].get("features") if records[0][1] else None
+    first = vault.open_payload(session, records[0][1]) if records[0][1] else None
+    features = None if first is None else first.get("features")
     problem = dataset_problem(
         spec.family,
         dataset.kind,

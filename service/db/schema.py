@@ -34,10 +34,13 @@ def at_head(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "head", *, vault: object | None = None) -> None:
+    """``vault`` (``service.erasure.vault.Vault``) seals payloads a migration finds in clear
+    (0006); without it such a migration refuses to run."""
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
+        config.attributes["vault"] = vault
         command.upgrade(config, revision)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -41,6 +42,22 @@ class DatasetRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class DataKeyRow(Base):
+    """A data key, wrapped by the key-encryption key: one per data subject (``owner`` is the
+    subject key), one per record without a subject (``owner`` null), one per request whose
+    forget payloads wait in quarantine (``owner`` is ``request:<id>``). Erasure deletes the
+    row; the database overwrites deleted content (SQLite ``secure_delete``; PostgreSQL: the
+    table is vacuumed after each erasure)."""
+
+    __tablename__ = "data_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str | None] = mapped_column(String(80), index=True)
+    kek_id: Mapped[str] = mapped_column(String(16))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class RecordRow(Base):
     """One training record. After erasure only the tombstone stays: ids, hashes and label."""
 
@@ -53,7 +70,11 @@ class RecordRow(Base):
     subject_key: Mapped[str | None] = mapped_column(SHA, index=True)
     content_sha256: Mapped[str] = mapped_column(SHA)
     label: Mapped[int] = mapped_column(Integer)
+    # The sealed envelope (``service.erasure.crypto``), never plaintext; null once erased.
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    # The data key the payload is sealed under (the subject's, or the record's own); null
+    # once erased: the key itself is destroyed in the erasing transaction.
+    data_key_id: Mapped[str | None] = mapped_column(ForeignKey("data_keys.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="active")
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     erased_by: Mapped[int | None] = mapped_column(ForeignKey("deletion_requests.id"))
@@ -307,7 +328,9 @@ class ModelVersionRow(Base):
 class ForgetPayloadRow(Base):
     """Quarantine: the payload of an erased record that an approximate model must unlearn.
 
-    Written in the accepting transaction (which nulls ``records.payload``), read only by the
+    ``payload`` is sealed under the request's own data key (owner ``request:<id>``), which
+    is destroyed with these rows. Written in the accepting transaction (which nulls
+    ``records.payload``), read only by the
     request's ``unlearn`` jobs, deleted in the transaction that completes or fails it."""
 
     __tablename__ = "forget_payloads"

@@ -15,6 +15,7 @@ from models.ensemble import EnsemblePredictor
 from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import DatasetRow, ModelRow, RecordRow
+from service.erasure import vault
 from service.lineage.served import served
 from service.states import RecordState
 
@@ -44,11 +45,12 @@ def _evaluate(
             return None
         now = served(s, model_id)
         name = s.scalar(select(DatasetRow.name).where(DatasetRow.id == eval_id))
-        rows = s.execute(
+        found = s.execute(
             select(RecordRow.payload, RecordRow.label)
             .where(RecordRow.dataset_id == eval_id, RecordRow.state == RecordState.ACTIVE)
             .order_by(RecordRow.id)
         ).all()
+        rows = [(vault.open_payload(s, p), label) for p, label in found]
     if not now.members or not rows:
         return None
     predictor = EnsemblePredictor.from_chains(

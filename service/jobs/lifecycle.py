@@ -27,6 +27,7 @@ from service.db.tables import (
     ForgetPayloadRow,
     JobRow,
 )
+from service.erasure import vault
 from service.states import CLOSED_REQUEST_STATES, FINAL_JOB_STATES, JobState, RequestState
 
 LEASE = dt.timedelta(seconds=120)
@@ -181,6 +182,7 @@ def transition(
     s.add(DeletionEventRow(request_id=req.id, state=state, at=now, detail=detail))
     if state in CLOSED_REQUEST_STATES:
         purged = s.execute(delete(ForgetPayloadRow).where(ForgetPayloadRow.request_id == req.id))
+        vault.destroy_owner(s, vault.quarantine_owner(req.id))
         if purged.rowcount:  # type: ignore[attr-defined]
             audit.append(
                 s,

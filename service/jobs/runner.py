@@ -21,6 +21,7 @@ from models.progress import NULL_PROGRESS, Progress
 from service.db.base import utcnow
 from service.db.engine import Database
 from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow
+from service.erasure.scrub import scrub
 from service.jobs.attempt import Attempt
 from service.jobs.hooks import HOOKS
 from service.jobs.lifecycle import LEASE, LostJob, claim, fail
@@ -47,13 +48,16 @@ def run_job(
         kind = job.kind
     try:
         job_runners()[kind](Attempt(db, settings, job_id, attempt, HOOKS, progress))
+        outcome: str = JobState.DONE
     except LostJob:
         log.info("job %s attempt %s lost ownership; its work is discarded", job_id, attempt)
         return "lost"
     except Exception:
         log.exception("job %s attempt %s failed", job_id, attempt)
-        return fail(db, job_id, attempt, traceback.format_exc(), HOOKS)
-    return JobState.DONE
+        outcome = fail(db, job_id, attempt, traceback.format_exc(), HOOKS)
+    # A request this job closed destroyed its quarantine key: push the old copies out.
+    scrub(db)
+    return outcome
 
 
 def next_queued(

@@ -21,6 +21,7 @@ from models.progress import NULL_PROGRESS, Progress
 from models.s3t import ShardData
 from models.training import Example
 from service.db.tables import ModelRow, PlacementRow, RecordRow
+from service.erasure import vault
 from service.settings import Settings
 
 
@@ -57,7 +58,7 @@ def read_shard(s: Session, model_id: int, shard: int, n_slices: int) -> ShardSna
             erased.add(rid)
             continue
         slices[slice_].append(Example(rid, label))
-        inputs[rid] = model_input(payload)
+        inputs[rid] = model_input(vault.open_payload(s, payload))
     data = ShardData(shard, tuple(tuple(sorted(s, key=lambda e: e.record_id)) for s in slices))
     return ShardSnapshot(version, data, inputs, frozenset(erased))
 

@@ -13,6 +13,7 @@ from models.config import canonical_json
 from models.data import Dataset, Record
 from service.audit import log as audit
 from service.db.tables import DatasetRow, RecordRow
+from service.erasure import vault
 from service.lineage.errors import Conflict, NotFound
 from service.states import RecordState
 from sharding import subject_key
@@ -32,23 +33,32 @@ def content_sha256(payload: dict[str, Any], label: int) -> str:
 
 
 def store_dataset(session: Session, dataset: Dataset, name: str, secret: bytes) -> DatasetRow:
-    """Insert a dataset and all its records; the raw subject ids are replaced by keyed hashes."""
+    """Insert a dataset and all its records; the raw subject ids are replaced by keyed hashes
+    and every payload is sealed under its subject's data key (a record without a subject
+    gets a key of its own), so no plaintext payload is ever written."""
     if session.scalar(select(DatasetRow.id).where(DatasetRow.name == name)) is not None:
         raise Conflict(f"dataset {name!r} already exists")
     row = DatasetRow(name=name, kind=dataset.kind, label_names=list(dataset.label_names))
     session.add(row)
     session.flush()
+    subjects = [
+        None if r.subject_id is None else subject_key(secret, r.subject_id) for r in dataset.records
+    ]
+    by_subject = vault.subject_keys(session, [k for k in subjects if k is not None])
+    own = iter(vault.new_keys(session, [None] * sum(k is None for k in subjects)))
     values = []
-    for r in dataset.records:
+    for r, subject in zip(dataset.records, subjects, strict=True):
         payload = payload_of(r)
+        key_id = next(own) if subject is None else by_subject[subject]
         values.append(
             {
                 "dataset_id": row.id,
                 "record_id": r.record_id,
-                "subject_key": None if r.subject_id is None else subject_key(secret, r.subject_id),
+                "subject_key": subject,
                 "content_sha256": content_sha256(payload, r.label),
                 "label": r.label,
-                "payload": payload,
+                "payload": vault.seal(session, key_id, payload),
+                "data_key_id": key_id,
                 "state": RecordState.ACTIVE,
             }
         )

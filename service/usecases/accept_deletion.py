@@ -5,9 +5,10 @@ Inside a single write transaction:
 1. the request is persisted with the principal that filed it and the hash of a fresh status
    token for the data subject (or an earlier one with the same ``Idempotency-Key`` from the
    same principal returned, with a new status token replacing the old);
-2. the matching active records are tombstoned: payload nulled, ``erased_by`` set (each kind
-   may first keep what it still needs: approximate models quarantine the payloads they must
-   unlearn);
+2. the matching active records are tombstoned: payload nulled, ``erased_by`` set, and the
+   data keys their payloads were sealed under destroyed (records sharing a key that stay
+   are re-sealed under a new one first; each kind may first keep what it still needs:
+   approximate models quarantine the payloads they must unlearn, under the request's key);
 3. for every model holding them (model row locked), the routing version is bumped to ``v``
    and their placements get ``erased_version = v``; then the model's kind acts: an S3T
    model persists the pure planner's plan (``sharding.plan_deletion``: tainted checkpoints
@@ -36,6 +37,7 @@ from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import DeletionEventRow, DeletionRequestRow, PlacementRow, SliceRow
+from service.erasure import vault
 from service.kind import DeletionEffect
 from service.kinds import KINDS, kind_of
 from service.lineage.deletion import (
@@ -124,6 +126,9 @@ def accept_deletion(
         r.state, r.payload, r.erased_at, r.erased_by = RecordState.ERASED, None, now, request.id
     request.n_records = len(active)
     session.flush()
+    # Crypto-shredding: the data keys of the erased payloads go in this transaction, so
+    # every copy of their ciphertext anywhere is unreadable from its commit on.
+    shredded = vault.shred(session, active)
     effect = _cut_models(session, request, [r.id for r in active])
     request.cut = effect.cuts
     request.state = RequestState.EFFECTIVE if effect.jobs else RequestState.COMPLETED
@@ -144,7 +149,12 @@ def accept_deletion(
     audit.append(
         session,
         "request.effective",
-        {"request": request.public_id, "cut": effect.cuts, "retired": retired},
+        {
+            "request": request.public_id,
+            "cut": effect.cuts,
+            "retired": retired,
+            "data_keys_destroyed": shredded,
+        },
         at=now,
     )
     if effect.unlearning:

@@ -77,9 +77,11 @@ def _world(svc: Service) -> World:
         from sqlalchemy import select
 
         from service.db.tables import RecordRow
+        from service.erasure import vault
 
-        payload = s.scalar(select(RecordRow.payload).where(RecordRow.record_id == "digits-0100"))
-    assert payload is not None
+        sealed = s.scalar(select(RecordRow.payload).where(RecordRow.record_id == "digits-0100"))
+        assert sealed is not None
+        payload = vault.open_payload(s, sealed)
     spare = svc.acting_as(_operator()).create_key("spare", role="app").key.key_id
     return World(
         svc,

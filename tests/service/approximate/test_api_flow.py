@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from service.approximate.store import version_store
 from service.core import Service
 from service.db.tables import ForgetPayloadRow, RecordRow
+from service.erasure import vault
 from tests.service.api.conftest import drain
 from tests.service.approximate.conftest import CNN
 
@@ -36,8 +37,9 @@ def _model(client: TestClient, svc: Service, **extra: Any) -> int:
 
 def _image(svc: Service) -> list[float]:
     with svc.db.read() as s:
-        payload = s.scalar(select(RecordRow.payload).where(RecordRow.record_id == "digits-0100"))
-    assert payload is not None
+        sealed = s.scalar(select(RecordRow.payload).where(RecordRow.record_id == "digits-0100"))
+        assert sealed is not None
+        payload = vault.open_payload(s, sealed)  # stored sealed: read through the vault
     return list(payload["features"])
 
 

@@ -1,0 +1,37 @@
+"""After a transaction that destroyed data keys: push the deleted key rows out of the places
+the database keeps old pages, as far as the database lets us.
+
+- SQLite runs with ``secure_delete`` (deleted content is overwritten in the database file);
+  a ``wal_checkpoint(TRUNCATE)`` then copies the WAL back and truncates it to zero bytes.
+  It cannot finish while another connection reads an older snapshot; it is run again after
+  the next erasure or job.
+- PostgreSQL: ``VACUUM data_keys`` removes the dead key rows from the heap. WAL segments,
+  replicas and base backups keep their copies (wrapped by the key-encryption key) for as long
+  as they are retained: that exposure is stated in the README.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import text
+
+from service.db.engine import Database
+
+log = logging.getLogger(__name__)
+
+
+def scrub(db: Database) -> bool:
+    """``True`` when the old copies are gone as far as this database can tell."""
+    try:
+        if db.dialect == "sqlite":
+            with db.engine.connect() as conn:
+                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+            return not busy
+        if db.dialect == "postgresql":
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM data_keys"))
+            return True
+    except Exception:
+        log.exception("could not scrub destroyed data keys now; the next erasure retries")
+    return False

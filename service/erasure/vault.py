@@ -1,0 +1,193 @@
+"""Payloads in the database, sealed under data keys; erasure destroys the keys.
+
+Every session of the service's database carries the :class:`Vault` (the key-encryption key)
+in ``Session.info``, as it carries the audit signer. Payloads are sealed when they are
+stored and opened where a job reads them; nothing else ever sees the plaintext.
+
+Erasing records (:func:`shred`, in the accepting transaction) deletes the data keys they were
+sealed under, after re-sealing any record that shares a key and stays (a subject erased from
+one dataset keeps its records in another). From that commit on, every copy of the erased
+ciphertext (WAL, free pages, dead tuples, replicas, backups, exports) is unreadable.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from service.db.engine import Database
+from service.db.tables import DataKeyRow, RecordRow
+from service.erasure import crypto
+from service.states import RecordState
+
+VAULT = "erasure_vault"
+_KEYS = "erasure_vault_keys"  # Session.info: data keys unwrapped in this session
+
+
+class KeyDestroyed(LookupError):
+    """A payload whose data key was destroyed: erased, never to be read again."""
+
+
+@dataclass(frozen=True)
+class Vault:
+    kek: bytes
+
+    @property
+    def kek_id(self) -> str:
+        return crypto.kek_id(self.kek)
+
+
+def install(db: Database, vault: Vault) -> None:
+    """Every session of ``db`` seals and opens payloads with ``vault``."""
+    db.extend_sessions({VAULT: vault}, _forget_keys)
+
+
+def _forget_keys(s: Session) -> None:
+    s.info.pop(_KEYS, None)
+
+
+def vault_of(s: Session) -> Vault:
+    vault = s.info.get(VAULT)
+    if not isinstance(vault, Vault):
+        raise RuntimeError("this database session has no vault installed (Service.open does)")
+    return vault
+
+
+def _cache(s: Session) -> dict[str, bytes]:
+    keys: dict[str, bytes] = s.info.setdefault(_KEYS, {})
+    return keys
+
+
+def new_keys(s: Session, owners: Sequence[str | None]) -> list[str]:
+    """One new data key per entry of ``owners``; returns their ids, in order."""
+    vault = vault_of(s)
+    cache = _cache(s)
+    rows, ids = [], []
+    for owner in owners:
+        key_id, key = crypto.new_key_id(), crypto.new_data_key()
+        cache[key_id] = key
+        ids.append(key_id)
+        rows.append(
+            {
+                "id": key_id,
+                "owner": owner,
+                "kek_id": vault.kek_id,
+                "wrapped": crypto.wrap(vault.kek, key_id, key),
+            }
+        )
+    for start in range(0, len(rows), 5000):
+        s.execute(insert(DataKeyRow), rows[start : start + 5000])
+    return ids
+
+
+def subject_keys(s: Session, owners: Iterable[str]) -> dict[str, str]:
+    """The data key id of each subject key, created for subjects that have none yet."""
+    wanted = sorted(set(owners))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        for owner, key_id in s.execute(
+            select(DataKeyRow.owner, DataKeyRow.id).where(DataKeyRow.owner.in_(chunk))
+        ):
+            if owner is not None:
+                found.setdefault(owner, key_id)
+    missing = [o for o in wanted if o not in found]
+    found.update(zip(missing, new_keys(s, missing), strict=True))
+    return found
+
+
+def data_key(s: Session, key_id: str) -> bytes:
+    cache = _cache(s)
+    if key_id not in cache:
+        row = s.get(DataKeyRow, key_id)
+        if row is None:
+            raise KeyDestroyed(f"data key {key_id} was destroyed: its payloads are erased")
+        cache[key_id] = crypto.unwrap(vault_of(s).kek, key_id, row.wrapped)
+    return cache[key_id]
+
+
+def seal(s: Session, key_id: str, payload: dict[str, Any]) -> dict[str, str]:
+    return crypto.seal_payload(key_id, data_key(s, key_id), payload)
+
+
+def open_payload(s: Session, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The plaintext of a sealed payload (:class:`KeyDestroyed` once it is erased)."""
+    return crypto.open_payload(data_key(s, crypto.envelope_key(envelope)), envelope)
+
+
+def destroy(s: Session, key_ids: Iterable[str]) -> int:
+    ids = sorted(set(key_ids))
+    cache = _cache(s)
+    n = 0
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        n += int(
+            getattr(s.execute(delete(DataKeyRow).where(DataKeyRow.id.in_(chunk))), "rowcount", 0)
+        )
+        for key_id in chunk:
+            cache.pop(key_id, None)
+    return n
+
+
+def quarantine_owner(request_id: int) -> str:
+    """The owner of the data key a request's quarantined forget payloads are sealed under."""
+    return f"request:{request_id}"
+
+
+def destroy_owner(s: Session, owner: str) -> int:
+    ids = list(s.scalars(select(DataKeyRow.id).where(DataKeyRow.owner == owner)))
+    return destroy(s, ids)
+
+
+def shred(s: Session, erased: Sequence[RecordRow]) -> int:
+    """Destroy the data keys of ``erased`` (already tombstoned, payload null) after moving
+    every record that shares one of them and stays active onto a new key of its owner.
+    Returns how many keys were destroyed."""
+    key_ids = {r.data_key_id for r in erased if r.data_key_id is not None}
+    if not key_ids:
+        return 0
+    staying = list(
+        s.scalars(
+            select(RecordRow).where(
+                RecordRow.data_key_id.in_(sorted(key_ids)),
+                RecordRow.state == RecordState.ACTIVE,
+            )
+        )
+    )
+    by_owner: dict[str | None, list[RecordRow]] = defaultdict(list)
+    for r in staying:
+        by_owner[r.subject_key].append(r)
+    for owner, records in by_owner.items():
+        new_id = new_keys(s, [owner])[0]
+        for r in records:
+            assert r.payload is not None
+            r.payload = seal(s, new_id, open_payload(s, r.payload))
+            r.data_key_id = new_id
+    for r in erased:
+        r.data_key_id = None
+    s.flush()
+    s.execute(
+        update(RecordRow)
+        .where(RecordRow.data_key_id.in_(sorted(key_ids)), RecordRow.state != RecordState.ACTIVE)
+        .values(data_key_id=None)
+    )
+    return destroy(s, key_ids)
+
+
+def rewrap(s: Session, new: Vault) -> int:
+    """Wrap every data key under ``new``'s KEK (payloads are not touched); afterwards the
+    old KEK opens nothing. Returns how many keys were rewrapped."""
+    old = vault_of(s)
+    n = 0
+    for row in s.scalars(select(DataKeyRow).order_by(DataKeyRow.id)):
+        key = crypto.unwrap(old.kek, row.id, row.wrapped)
+        row.wrapped, row.kek_id = crypto.wrap(new.kek, row.id, key), new.kek_id
+        n += 1
+    s.flush()
+    s.info[VAULT] = new
+    return n
