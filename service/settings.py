@@ -21,6 +21,8 @@
 ``UNLEARN_MASTER_KEY``      key-encryption key of the payloads' data keys (64 hex digits);
                             unset: ``UNLEARN_MASTER_KEY_FILE`` (default
                             ``$UNLEARN_HOME/keys/master.key``, generated 0600 on first use)
+``UNLEARN_MASTER_KEY_PREVIOUS``  older KEKs (comma-separated hex) that only unwrap, while
+                            ``unlearn erasure rewrap`` moves every data key to the current one
 ``UNLEARN_RATE_LIMIT``      calls per API key or status token (default ``600/minute``)
 ``UNLEARN_AUTH_FAILURE_LIMIT``  refused tokens per client address before it gets 429
                             (default ``20/minute``)
@@ -76,6 +78,7 @@ class Settings:
     signing_key_file: Path | None = None
     master_key: str | None = field(default=None, repr=False)
     master_key_file: Path | None = None
+    master_key_previous: tuple[str, ...] = field(default=(), repr=False)
     sign_every: int = 100
     check_retrain: bool = False
     rate_limit: str = "600/minute"
@@ -115,6 +118,11 @@ class Settings:
             signing_key_file=Path(key_file).resolve() if key_file else None,
             master_key=env.get("UNLEARN_MASTER_KEY") or None,
             master_key_file=Path(master_file).resolve() if master_file else None,
+            master_key_previous=tuple(
+                k.strip()
+                for k in env.get("UNLEARN_MASTER_KEY_PREVIOUS", "").split(",")
+                if k.strip()
+            ),
             sign_every=int(every),
             check_retrain=env.get("UNLEARN_CHECK_RETRAIN", "0") == "1",
             rate_limit=env.get("UNLEARN_RATE_LIMIT") or "600/minute",
@@ -167,11 +175,11 @@ class Settings:
     def kek(self) -> bytes:
         """The key-encryption key of the data keys; generated (0600) on first use."""
         if self.master_key is not None:
-            return _key_bytes(self.master_key, "UNLEARN_MASTER_KEY")
+            return key_bytes(self.master_key, "UNLEARN_MASTER_KEY")
         path = self.kek_file
         if not path.exists():
             create_once(path, secrets.token_hex(32).encode("ascii"), mode=0o600)
-        return _key_bytes(path.read_text().strip(), str(path))
+        return key_bytes(path.read_text().strip(), str(path))
 
     def secret(self) -> bytes:
         """The deployment secret; generated (0600) into the data directory on first use."""
@@ -198,7 +206,7 @@ def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     return int(text)
 
 
-def _key_bytes(text: str, where: str) -> bytes:
+def key_bytes(text: str, where: str) -> bytes:
     try:
         value = bytes.fromhex(text)
     except ValueError as exc:

@@ -65,6 +65,10 @@ def upgrade() -> None:
         batch_op.create_foreign_key(
             batch_op.f("fk_records_data_key_id_data_keys"), "data_keys", ["data_key_id"], ["id"]
         )
+    with op.batch_alter_table("deletion_requests", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("data_keys_destroyed", sa.Integer(), server_default="0", nullable=False)
+        )
     _seal_existing()
 
 
@@ -141,6 +145,8 @@ def _plain(payload: Any) -> dict[str, Any]:
 def downgrade() -> None:
     """Drops the data keys: every sealed payload becomes unreadable (there is no unsealing
     downgrade: a plaintext copy is what this revision exists to remove)."""
+    with op.batch_alter_table("deletion_requests", schema=None) as batch_op:
+        batch_op.drop_column("data_keys_destroyed")
     with op.batch_alter_table("records", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_records_data_key_id_data_keys"), type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_records_data_key_id"))

@@ -55,6 +55,21 @@ class AuditOps(Base):
             audit.sign_now(s)
         return old, new_id
 
+    def rotate_master_key(self) -> tuple[str, str, int]:
+        """A new key-encryption key (file KEK): (old id, new id, data keys re-wrapped). Other
+        processes still hold the old KEK in memory: restart them, then ``rewrap_data_keys``
+        once more catches keys they wrapped meanwhile."""
+        from service.erasure.kek import rotate
+
+        return rotate(self.db, self.settings)
+
+    def rewrap_data_keys(self) -> int:
+        """Every data key wrapped under the current KEK (after a rotation through the
+        environment, or to finish one); returns how many were re-wrapped."""
+        from service.erasure.kek import load_vault, rewrap_all
+
+        return rewrap_all(self.db, load_vault(self.settings))
+
     def certificate(self, public_id: str) -> str:
         """The signed certificate of a completed request, exactly as issued."""
         from service.audit.certificates import certificate_document

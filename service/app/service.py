@@ -22,7 +22,7 @@ from service.audit import log as audit
 from service.audit.keys import Signer
 from service.db.engine import Database
 from service.erasure import vault
-from service.erasure.vault import Vault
+from service.erasure.kek import load_vault
 from service.lineage.errors import Unavailable
 from service.settings import Settings
 
@@ -80,7 +80,7 @@ class Service(Work, AuditOps):
         db = Database.from_url(settings.database_url)
         signer = Signer.from_settings(settings.signing_key, settings.key_file, settings.keyring_dir)
         audit.install(db, signer, settings.sign_every)
-        vault.install(db, Vault(settings.kek()))
+        vault.install(db, load_vault(settings))
         return cls(
             settings=settings,
             db=db,
@@ -91,7 +91,7 @@ class Service(Work, AuditOps):
     def upgrade_schema(self) -> None:
         from service.db import schema
 
-        schema.upgrade(self.db.engine, vault=Vault(self.settings.kek()))
+        schema.upgrade(self.db.engine, vault=load_vault(self.settings))
 
     def schema_at_head(self) -> bool:
         from service.db import schema

@@ -68,6 +68,13 @@ def certificate_body(
         "dataset": req.dataset,
         "outcome": req.outcome or "erased",
         "records": {"n": len(hashes), "content_sha256": hashes},
+        "erasure": {
+            "mechanism": "crypto-shredding",
+            "cipher": "AES-256-GCM",
+            "payloads": "nulled",
+            "data_keys_destroyed": req.data_keys_destroyed,
+            "at": _iso(req.effective_at),
+        },
         "received_at": _iso(req.received_at),
         "effective_at": _iso(req.effective_at),
         "completed_at": _iso(req.completed_at),

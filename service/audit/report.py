@@ -38,11 +38,24 @@ REPORT_VERSION = 1
 DEADLINE = ("met", "missed", "open")
 TOMBSTONE_KEPT = ("record_id", "content_sha256", "subject_key", "label", "erased_at", "erased_by")
 RETENTION = (
-    "An erased record keeps only its tombstone: its record id, the sha256 of its content, the "
+    "An erased record keeps only its tombstone: its record id, the sha256 of its content "
+    "(which lets whoever holds the exact text confirm that it was in the data), the "
     "HMAC-SHA256 key of its data subject (never the raw subject id), its label, and when and "
-    "by which request it was erased. Its payload is set to NULL in the transaction that "
-    "accepts the request. Tombstones are kept for as long as the dataset exists, so that "
-    "lineage and certificates can prove the erasure; they cannot be read back into the data."
+    "by which request it was erased. Tombstones are kept for as long as the dataset exists, "
+    "so that lineage and certificates can prove the erasure."
+)
+MECHANISM = (
+    "Every payload is stored sealed with AES-256-GCM under a data key of its data subject (or "
+    "of the record, when it has no subject); the data keys are stored wrapped by the "
+    "deployment's key-encryption key. The transaction that accepts a request destroys the "
+    "data keys of the erased records and nulls their payloads, so every remaining copy of "
+    "their ciphertext (database journal and free pages, replicas, backups, exports) can no "
+    "longer be decrypted. Deleted key rows are overwritten on SQLite (secure_delete, WAL "
+    "truncated after each erasure) and vacuumed on PostgreSQL, whose WAL segments and base "
+    "backups keep the wrapped key rows for as long as they are retained. Quarantined copies "
+    "for approximate unlearning are sealed under a key of the request, destroyed when it "
+    "completes or fails. Activation-cache rows of erased records are removed when the "
+    "shard's next job starts."
 )
 
 
@@ -287,7 +300,9 @@ def _art30(session: Session) -> dict[str, Any]:
             "n_erased": sum(d["records_erased"] for d in datasets),
             "kept": list(TOMBSTONE_KEPT),
             "removed": ["payload"],
+            "destroyed": ["data key"],
             "retention": RETENTION,
+            "mechanism": MECHANISM,
         },
         "erasure_deadline": "one calendar month after receipt (GDPR Art. 12(3))",
         "audit_chain": {

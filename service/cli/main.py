@@ -17,6 +17,7 @@ from service.cli import approximate, audit, lineage, models, requests, serve
 from service.cli import datasets as dataset_commands
 from service.cli.common import floats, out, user_errors
 from service.cli.db import db_app
+from service.cli.erasure import erasure_app
 from service.cli.experiment import experiment
 from service.cli.keys import keys_app
 
@@ -42,6 +43,7 @@ app.command()(lineage.lineage)
 app.command()(lineage.verify)
 app.command()(serve.openapi)
 app.add_typer(keys_app, name="keys")
+app.add_typer(erasure_app, name="erasure")
 audit.register(app)
 app.add_typer(experiment, name="experiment")
 

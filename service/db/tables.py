@@ -205,6 +205,8 @@ class DeletionRequestRow(Base):
     due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     # The principal that filed it (``Principal.actor()``: type, key id, name; never a token).
     requested_by: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
+    # How many data keys the accepting transaction destroyed (crypto-shredding).
+    data_keys_destroyed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # SHA-256 of the data subject's status token (the token itself is shown once).
     status_token_sha256: Mapped[str | None] = mapped_column(SHA, unique=True)
 

@@ -13,8 +13,8 @@ ciphertext (WAL, free pages, dead tuples, replicas, backups, exports) is unreada
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -35,11 +35,23 @@ class KeyDestroyed(LookupError):
 
 @dataclass(frozen=True)
 class Vault:
+    """``kek`` wraps new data keys; ``previous`` KEKs only unwrap (during a rotation); when a
+    key was wrapped by a KEK this vault does not hold, ``reload`` (the settings' key files,
+    read again) is asked once, so a process learns a rotation made by another."""
+
     kek: bytes
+    previous: tuple[bytes, ...] = ()
+    reload: Callable[[], Vault] | None = field(default=None, compare=False, repr=False)
 
     @property
     def kek_id(self) -> str:
         return crypto.kek_id(self.kek)
+
+    def unwrapping(self, kek_id: str) -> bytes | None:
+        for kek in (self.kek, *self.previous):
+            if crypto.kek_id(kek) == kek_id:
+                return kek
+        return None
 
 
 def install(db: Database, vault: Vault) -> None:
@@ -107,8 +119,20 @@ def data_key(s: Session, key_id: str) -> bytes:
         row = s.get(DataKeyRow, key_id)
         if row is None:
             raise KeyDestroyed(f"data key {key_id} was destroyed: its payloads are erased")
-        cache[key_id] = crypto.unwrap(vault_of(s).kek, key_id, row.wrapped)
+        cache[key_id] = crypto.unwrap(_kek_for(s, row.kek_id), key_id, row.wrapped)
     return cache[key_id]
+
+
+def _kek_for(s: Session, kek_id: str) -> bytes:
+    vault = vault_of(s)
+    kek = vault.unwrapping(kek_id)
+    if kek is None and vault.reload is not None:
+        vault = vault.reload()
+        s.info[VAULT] = vault
+        kek = vault.unwrapping(kek_id)
+    if kek is None:
+        raise crypto.SealError(f"no key-encryption key {kek_id} is configured")
+    return kek
 
 
 def seal(s: Session, key_id: str, payload: dict[str, Any]) -> dict[str, str]:
@@ -182,12 +206,13 @@ def shred(s: Session, erased: Sequence[RecordRow]) -> int:
 def rewrap(s: Session, new: Vault) -> int:
     """Wrap every data key under ``new``'s KEK (payloads are not touched); afterwards the
     old KEK opens nothing. Returns how many keys were rewrapped."""
-    old = vault_of(s)
+    s.info[VAULT] = new
     n = 0
     for row in s.scalars(select(DataKeyRow).order_by(DataKeyRow.id)):
-        key = crypto.unwrap(old.kek, row.id, row.wrapped)
+        if row.kek_id == new.kek_id:
+            continue
+        key = crypto.unwrap(_kek_for(s, row.kek_id), row.id, row.wrapped)
         row.wrapped, row.kek_id = crypto.wrap(new.kek, row.id, key), new.kek_id
         n += 1
     s.flush()
-    s.info[VAULT] = new
     return n

@@ -129,6 +129,7 @@ def accept_deletion(
     # Crypto-shredding: the data keys of the erased payloads go in this transaction, so
     # every copy of their ciphertext anywhere is unreadable from its commit on.
     shredded = vault.shred(session, active)
+    request.data_keys_destroyed = shredded
     effect = _cut_models(session, request, [r.id for r in active])
     request.cut = effect.cuts
     request.state = RequestState.EFFECTIVE if effect.jobs else RequestState.COMPLETED
