@@ -32,7 +32,7 @@ def _event(i: int) -> tuple[str, dict[str, Any]]:
     return kinds[i % 4], {
         "request": str(uuid.UUID(int=i)),
         "subject_key": h,
-        "content_sha256": [h[::-1], h],
+        "content_hmac": [h[::-1], h],
         "n_records": i % 7,
     }
 

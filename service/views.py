@@ -255,7 +255,7 @@ class LineageView(View):
     dataset: str
     record_id: str
     state: str
-    content_sha256: str
+    content_hmac: str
     erased_at: str | None
     models: list[Placement]
 

@@ -91,7 +91,9 @@ class Service(Work, AuditOps):
     def upgrade_schema(self) -> None:
         from service.db import schema
 
-        schema.upgrade(self.db.engine, vault=load_vault(self.settings))
+        schema.upgrade(
+            self.db.engine, vault=load_vault(self.settings), secret=self.settings.secret()
+        )
 
     def schema_at_head(self) -> bool:
         from service.db import schema

@@ -1,7 +1,7 @@
 """Signed deletion certificates: built when a request completes, verified offline.
 
 A certificate is one canonical JSON object (RFC 8785) holding what was erased (count and
-content hashes, never payloads or raw subject ids), who asked (the principal: key id and
+keyed content hashes, never payloads or raw subject ids), who asked (the principal: key id and
 name), when, the deadline, per model the
 routing versions and the checkpoints cut and those that replaced them, the retrain
 evidence, the method and the chain position of the completion event, plus an Ed25519
@@ -39,7 +39,7 @@ from service.lineage.query import get_request
 from service.states import RequestState
 
 KIND = "unlearn.deletion-certificate"
-VERSION = 1
+VERSION = 2  # 2: records carry content_hmac (keyed), and the erasure mechanism
 _DOMAIN = b"unlearn deletion certificate\n"
 
 
@@ -51,9 +51,7 @@ def certificate_body(
     s: Session, req: DeletionRequestRow, completed: audit.EventRef
 ) -> dict[str, Any]:
     """Everything the certificate states, before signing."""
-    hashes = sorted(
-        s.scalars(select(RecordRow.content_sha256).where(RecordRow.erased_by == req.id))
-    )
+    hashes = sorted(s.scalars(select(RecordRow.content_hmac).where(RecordRow.erased_by == req.id)))
     assert req.completed_at is not None
     models = _models(s, req)
     method = "exact"
@@ -67,7 +65,7 @@ def certificate_body(
         "requested_by": req.requested_by,
         "dataset": req.dataset,
         "outcome": req.outcome or "erased",
-        "records": {"n": len(hashes), "content_sha256": hashes},
+        "records": {"n": len(hashes), "content_hmac": hashes},
         "erasure": {
             "mechanism": "crypto-shredding",
             "cipher": "AES-256-GCM",

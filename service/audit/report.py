@@ -36,13 +36,13 @@ __all__ = ["build_report", "render_html"]
 
 REPORT_VERSION = 1
 DEADLINE = ("met", "missed", "open")
-TOMBSTONE_KEPT = ("record_id", "content_sha256", "subject_key", "label", "erased_at", "erased_by")
+TOMBSTONE_KEPT = ("record_id", "content_hmac", "subject_key", "label", "erased_at", "erased_by")
 RETENTION = (
-    "An erased record keeps only its tombstone: its record id, the sha256 of its content "
-    "(which lets whoever holds the exact text confirm that it was in the data), the "
-    "HMAC-SHA256 key of its data subject (never the raw subject id), its label, and when and "
-    "by which request it was erased. Tombstones are kept for as long as the dataset exists, "
-    "so that lineage and certificates can prove the erasure."
+    "An erased record keeps only its tombstone: its record id, an HMAC-SHA256 of its "
+    "content under the deployment secret (so holding the text is not enough to confirm it "
+    "was in the data), the HMAC-SHA256 key of its data subject (never the raw subject id), "
+    "its label, and when and by which request it was erased. Tombstones are kept for as "
+    "long as the dataset exists, so that lineage and certificates can prove the erasure."
 )
 MECHANISM = (
     "Every payload is stored sealed with AES-256-GCM under a data key of its data subject (or "

@@ -34,13 +34,21 @@ def at_head(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
-def upgrade(engine: Engine, revision: str = "head", *, vault: object | None = None) -> None:
+def upgrade(
+    engine: Engine,
+    revision: str = "head",
+    *,
+    vault: object | None = None,
+    secret: bytes | None = None,
+) -> None:
     """``vault`` (``service.erasure.vault.Vault``) seals payloads a migration finds in clear
-    (0006); without it such a migration refuses to run."""
+    (0006) and ``secret`` keys the stored content hashes (0007); without them those
+    migrations refuse to run on a database that holds records."""
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         config.attributes["vault"] = vault
+        config.attributes["secret"] = secret
         command.upgrade(config, revision)
 
 

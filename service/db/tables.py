@@ -68,7 +68,8 @@ class RecordRow(Base):
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
     record_id: Mapped[str] = mapped_column(String(200))
     subject_key: Mapped[str | None] = mapped_column(SHA, index=True)
-    content_sha256: Mapped[str] = mapped_column(SHA)
+    # HMAC-SHA256 of the content under the deployment secret (``lineage.datasets``).
+    content_hmac: Mapped[str] = mapped_column(SHA)
     label: Mapped[int] = mapped_column(Integer)
     # The sealed envelope (``service.erasure.crypto``), never plaintext; null once erased.
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +27,19 @@ def payload_of(record: Record) -> dict[str, Any]:
     return {"features": [float(x) for x in record.features]}
 
 
-def content_sha256(payload: dict[str, Any], label: int) -> str:
-    """sha256 of what the model reads (payload and label): never of the subject id."""
+def content_hmac(secret: bytes, payload: dict[str, Any], label: int) -> str:
+    """A keyed hash of what the model reads (payload and label), never of the subject id:
+    HMAC-SHA256 under the deployment secret of the content's sha256, so a tombstone proves
+    which content went without letting anyone who holds a text confirm it was in the data
+    (migration 0007 turns the plain hashes stored before into these)."""
     blob = canonical_json({"label": label, **payload})
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return keyed_content(secret, hashlib.sha256(blob.encode("utf-8")).hexdigest())
+
+
+def keyed_content(secret: bytes, content_sha256: str) -> str:
+    return hmac.new(
+        secret, b"content\n" + content_sha256.encode("ascii"), hashlib.sha256
+    ).hexdigest()
 
 
 def store_dataset(session: Session, dataset: Dataset, name: str, secret: bytes) -> DatasetRow:
@@ -55,7 +65,7 @@ def store_dataset(session: Session, dataset: Dataset, name: str, secret: bytes) 
                 "dataset_id": row.id,
                 "record_id": r.record_id,
                 "subject_key": subject,
-                "content_sha256": content_sha256(payload, r.label),
+                "content_hmac": content_hmac(secret, payload, r.label),
                 "label": r.label,
                 "payload": vault.seal(session, key_id, payload),
                 "data_key_id": key_id,

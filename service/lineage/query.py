@@ -71,7 +71,7 @@ def record_lineage(s: Session, record_id: str, dataset: str | None = None) -> li
                 "dataset": ds_name,
                 "record_id": record.record_id,
                 "state": record.state,
-                "content_sha256": record.content_sha256,
+                "content_hmac": record.content_hmac,
                 "erased_at": None if record.erased_at is None else record.erased_at.isoformat(),
                 "models": models,
             }

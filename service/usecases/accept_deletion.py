@@ -115,7 +115,7 @@ def accept_deletion(
         {
             "request": request.public_id,
             "n_records": len(active),
-            "content_sha256": sorted(r.content_sha256 for r in active),
+            "content_hmac": sorted(r.content_hmac for r in active),
         },
         at=now,
     )

@@ -36,7 +36,7 @@ def test_certificate_states_what_was_erased_cut_and_replaced(flowed: Service) ->
     cert = json.loads(document)
     with flowed.db.read() as s:
         hashes = sorted(
-            s.scalars(select(RecordRow.content_sha256).where(RecordRow.erased_by == req.id))
+            s.scalars(select(RecordRow.content_hmac).where(RecordRow.erased_by == req.id))
         )
         retired = s.scalar(
             select(DeletionEventRow.detail).where(
@@ -46,7 +46,7 @@ def test_certificate_states_what_was_erased_cut_and_replaced(flowed: Service) ->
         live = set(s.scalars(select(CheckpointRow.sha256).where(CheckpointRow.state == "live")))
         chain = load_chain(s)
     assert cert["request"] == req.public_id and cert["subject_key"] == req.subject_key
-    assert cert["records"] == {"n": 3, "content_sha256": hashes}
+    assert cert["records"] == {"n": 3, "content_hmac": hashes}
     assert cert["method"] == "exact" and cert["deadline_met"] is True
     assert cert["received_at"] <= cert["effective_at"] <= cert["completed_at"] < cert["due_at"]
     completed = next(e for e in chain if e[2] == "request.completed")
