@@ -90,10 +90,13 @@ class Service(Work, AuditOps):
 
     def upgrade_schema(self) -> None:
         from service.db import schema
+        from service.erasure.scrub import scrub
 
         schema.upgrade(
             self.db.engine, vault=load_vault(self.settings), secret=self.settings.secret()
         )
+        # Payloads sealed by a migration leave their plaintext in old pages: push them out.
+        scrub(self.db, ("data_keys", "records", "forget_payloads"))
 
     def schema_at_head(self) -> bool:
         from service.db import schema

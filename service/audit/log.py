@@ -73,14 +73,21 @@ def actor_of(s: Session) -> dict[str, str]:
     return dict(actor)
 
 
+def lock(s: Session) -> None:
+    """Hold the chain's lock for the rest of the transaction (PostgreSQL; SQLite writers are
+    serial anyway). Taken by ``append``; a caller that must see every earlier writer's
+    commit before it reads (a deletion matching its records) takes it first."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+
+
 def append(
     s: Session, kind: str, data: dict[str, Any], *, at: dt.datetime | None = None
 ) -> EventRef:
     """Add one event after the current head; returns its position and hash. The event's
     data names its actor (``actor_of``), which the hash covers like the rest."""
     data = {**data, "actor": actor_of(s)}
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    lock(s)
     head = _head(s)
     seq, prev = (1, GENESIS) if head is None else (head.seq + 1, head.hash)
     stamp = (utcnow() if at is None else at).isoformat()

@@ -5,7 +5,8 @@ the database keeps old pages, as far as the database lets us.
   a ``wal_checkpoint(TRUNCATE)`` then copies the WAL back and truncates it to zero bytes.
   It cannot finish while another connection reads an older snapshot; it is run again after
   the next erasure or job.
-- PostgreSQL: ``VACUUM data_keys`` removes the dead key rows from the heap. WAL segments,
+- PostgreSQL: ``VACUUM FULL data_keys`` rewrites the key table without the dead rows (it
+  holds the table's lock for the rewrite: milliseconds for thousands of keys). WAL segments,
   replicas and base backups keep their copies (wrapped by the key-encryption key) for as long
   as they are retained: that exposure is stated in the README.
 """
@@ -21,8 +22,10 @@ from service.db.engine import Database
 log = logging.getLogger(__name__)
 
 
-def scrub(db: Database) -> bool:
-    """``True`` when the old copies are gone as far as this database can tell."""
+def scrub(db: Database, tables: tuple[str, ...] = ("data_keys",)) -> bool:
+    """``True`` when the old copies are gone as far as this database can tell. On
+    PostgreSQL ``tables`` are rewritten (``VACUUM FULL``: a plain VACUUM frees a dead row's
+    slot but leaves its bytes in the page until a live row lands there)."""
     try:
         if db.dialect == "sqlite":
             with db.engine.connect() as conn:
@@ -30,7 +33,7 @@ def scrub(db: Database) -> bool:
             return not busy
         if db.dialect == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.execute(text("VACUUM data_keys"))
+                conn.execute(text(f"VACUUM FULL {', '.join(tables)}"))
             return True
     except Exception:
         log.exception("could not scrub destroyed data keys now; the next erasure retries")

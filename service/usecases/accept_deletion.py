@@ -75,6 +75,9 @@ def accept_deletion(
             existing.status_token_sha256 = token_sha256
             return Accepted(existing, replayed=True, status_token=token)
     now = utcnow() if now is None else now
+    # Deletions serialise before they match (they would at their first event anyway): two at
+    # once of one subject must not both see, and shred, the same data key.
+    audit.lock(session)
     rows, not_found = matching(session, req, secret)
     if not rows:
         what = "subject" if req.subject_id is not None else "record ids"
