@@ -33,6 +33,9 @@ def scrub(db: Database, tables: tuple[str, ...] = ("data_keys",)) -> bool:
             return not busy
         if db.dialect == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                # Never queue behind a long transaction (and stall every reader behind us):
+                # give up after a moment; the next erasure or job tries again.
+                conn.execute(text("SET lock_timeout = '2s'"))
                 conn.execute(text(f"VACUUM FULL {', '.join(tables)}"))
             return True
     except Exception:
