@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.audit
 	$(BIN)/python -m bench.access
+	$(BIN)/python -m bench.erasure
 	$(BIN)/python -m bench.approximate
 	$(BIN)/python -m bench.approximate --mode class
 	$(BIN)/python -m bench.approximate --tune

@@ -34,7 +34,7 @@ class Rows:
 
 def _rows(s: Session, found: list[Any]) -> Rows:
     """Opened payloads (``service.erasure.vault``) and their labels."""
-    inputs = [model_input(vault.open_payload(s, p)) for p, _ in found]
+    inputs = [model_input(p) for p in vault.open_payloads(s, [p for p, _ in found])]
     return Rows(inputs, [int(label) for _, label in found])
 
 

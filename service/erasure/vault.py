@@ -144,6 +144,18 @@ def open_payload(s: Session, envelope: dict[str, Any]) -> dict[str, Any]:
     return crypto.open_payload(data_key(s, crypto.envelope_key(envelope)), envelope)
 
 
+def open_payloads(s: Session, envelopes: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:func:`open_payload` of many, their data keys read in a few queries, not one each."""
+    cache = _cache(s)
+    wanted = sorted({crypto.envelope_key(e) for e in envelopes} - set(cache))
+    for start in range(0, len(wanted), 1000):
+        for row in s.scalars(
+            select(DataKeyRow).where(DataKeyRow.id.in_(wanted[start : start + 1000]))
+        ):
+            cache[row.id] = crypto.unwrap(_kek_for(s, row.kek_id), row.id, row.wrapped)
+    return [open_payload(s, e) for e in envelopes]
+
+
 def destroy(s: Session, key_ids: Iterable[str]) -> int:
     ids = sorted(set(key_ids))
     cache = _cache(s)

@@ -50,7 +50,8 @@ def _evaluate(
             .where(RecordRow.dataset_id == eval_id, RecordRow.state == RecordState.ACTIVE)
             .order_by(RecordRow.id)
         ).all()
-        rows = [(vault.open_payload(s, p), label) for p, label in found]
+        opened = vault.open_payloads(s, [p for p, _ in found])
+        rows = [(p, label) for p, (_, label) in zip(opened, found, strict=True)]
     if not now.members or not rows:
         return None
     predictor = EnsemblePredictor.from_chains(

@@ -51,14 +51,18 @@ def read_shard(s: Session, model_id: int, shard: int, n_slices: int) -> ShardSna
         .where(PlacementRow.model_id == model_id, PlacementRow.shard == shard)
     ).all()
     slices: list[list[Example]] = [[] for _ in range(n_slices)]
-    inputs: dict[str, object] = {}
     erased: set[str] = set()
+    live: list[tuple[str, dict[str, object]]] = []
     for slice_, erased_version, rid, label, payload in rows:
         if erased_version is not None or payload is None:
             erased.add(rid)
             continue
         slices[slice_].append(Example(rid, label))
-        inputs[rid] = model_input(vault.open_payload(s, payload))
+        live.append((rid, payload))
+    opened = vault.open_payloads(s, [p for _, p in live])
+    inputs: dict[str, object] = {
+        rid: model_input(p) for (rid, _), p in zip(live, opened, strict=True)
+    }
     data = ShardData(shard, tuple(tuple(sorted(s, key=lambda e: e.record_id)) for s in slices))
     return ShardSnapshot(version, data, inputs, frozenset(erased))
 
