@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import select, text
 
 from models.determinism import configure_determinism
@@ -34,6 +33,7 @@ from service.lineage.deletion import DeletionInput
 from service.lineage.publish import sequence_chain
 from service.settings import Settings
 from service.usecases.verify import verify
+from tests.redis_db import flushed_redis
 from tests.service.conftest import (
     SECRET,
     SMALL,
@@ -46,7 +46,6 @@ from workers.tasks import celery_send
 
 pytestmark = pytest.mark.postgres
 
-REDIS = os.environ.get("UNLEARN_TEST_REDIS", "redis://127.0.0.1:6379")
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600.0
 WORKER = (
@@ -67,18 +66,8 @@ def broker_url() -> Iterator[str]:
     """A Redis database of the test's own (8..15), flushed before and after."""
     db = next(_redis_dbs)
     assert db < 16, "more broker tests than spare Redis databases"
-    client = redis.Redis.from_url(f"{REDIS}/{db}", socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        client.close()
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS} in CI")
-        pytest.skip(f"Redis is not reachable at {REDIS}")
-    client.flushdb()
-    yield f"{REDIS}/{db}"
-    client.flushdb()
-    client.close()
+    with flushed_redis(db) as url:
+        yield url
 
 
 @pytest.fixture

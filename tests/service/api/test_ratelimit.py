@@ -5,7 +5,6 @@ where the counters live (``Settings.rate_limit_uri``)."""
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from service.access import tokens
 from service.api.app import create_app
 from service.core import Service
 from service.settings import Settings
+from tests.redis_db import flushed_redis
 from tests.service.clients import bearer, new_token
 
-REDIS = os.environ.get("UNLEARN_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = 7  # the broker tests use 8..15
 ROUTE = "/v1/deletions"  # any route an auditor key may read
 
@@ -117,19 +116,8 @@ def test_memory_counters_are_per_process(service: Service) -> None:
 @pytest.fixture
 def redis_storage() -> Iterator[str]:
     """Redis database 7, flushed before and after (skipped without Redis, failed in CI)."""
-    url = f"{REDIS}/{REDIS_DB}"
-    client = redis.Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError:
-        client.close()
-        if os.environ.get("CI"):
-            pytest.fail(f"Redis is not reachable at {REDIS} in CI")
-        pytest.skip(f"Redis is not reachable at {REDIS}")
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with flushed_redis(REDIS_DB) as url:
+        yield url
 
 
 @pytest.mark.postgres
