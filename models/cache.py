@@ -167,12 +167,17 @@ class ActivationCache:
     def remove(self, record_ids: Iterable[str]) -> int:
         """Drop the rows of ``record_ids`` (unknown ids are ignored); returns how many went.
 
-        Writes a new generation of every file, switches the index to it atomically, then deletes
-        the old files, so the erased rows are gone from disk once this returns.
+        First overwrites the dropped rows with zeros in place (a job that still maps the old
+        files keeps their blocks allocated after the unlink: without this, the rows would stay
+        on disk until it ends), then writes a new generation of every file without them,
+        switches the index to it atomically and deletes the old files. The erased rows are gone
+        from disk once this returns. Only computations that read the dropped rows see the
+        zeros, and those are cut anyway (they trained on an erased record).
         """
         drop = {rid for rid in record_ids if rid in self.entries}
         if not drop:
             return 0
+        self._zero(drop)
         keep = sorted(
             ((rid, e) for rid, e in self.entries.items() if rid not in drop),
             key=lambda item: item[1].offset,
@@ -199,6 +204,19 @@ class ActivationCache:
             (self.root / _data_name(g, old_gen)).unlink(missing_ok=True)
         self._load()
         return len(drop)
+
+    def _zero(self, record_ids: set[str]) -> None:
+        if self.total_tokens == 0:
+            return
+        width = self.hidden_size * np.dtype(np.float32).itemsize
+        spans = sorted((self.entries[rid].offset, self.entries[rid].length) for rid in record_ids)
+        for g in self.groups:
+            with (self.root / _data_name(g, self.generation)).open("r+b") as fh:
+                for offset, length in spans:
+                    fh.seek(offset * width)
+                    fh.write(bytes(length * width))
+                fh.flush()
+                os.fsync(fh.fileno())
 
 
 class CacheSet:

@@ -36,6 +36,12 @@ class JobKind(StrEnum):
     RETRAIN = "retrain"  # one cut S3T sequence from its cut step
     FIT = "fit"  # version 1 of an approximate model
     UNLEARN = "unlearn"  # an approximate model's method on a request's records
+    PURGE = "purge"  # drop erased records' rows from a model's activation caches, at once
+
+
+# Jobs that finish an erasure rather than retrain a model: they run on their own queue (never
+# behind a training) and do not move their requests to ``retraining``.
+ERASURE_JOB_KINDS = (JobKind.PURGE,)
 
 
 class JobState(StrEnum):

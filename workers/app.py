@@ -1,5 +1,6 @@
 # mypy: disable-error-code="import-untyped"
-"""The Celery app: ``celery -A workers.app worker -Q gpu`` (jobs) and ``... beat`` (reconciler).
+"""The Celery app: ``celery -A workers.app worker -Q gpu`` (training jobs), ``-Q erasure``
+(the jobs that finish an erasure: never behind a training) and ``... beat`` (reconciler).
 
 The lineage DB is the source of truth: a message only says "look at job N". Redelivered or
 duplicate messages are harmless because a worker must claim the job row (with a lease)
@@ -13,10 +14,10 @@ from functools import cache
 from celery import Celery
 from celery.signals import worker_process_init
 
-from service.app.broker import DEFAULT_QUEUE, GPU_QUEUE, RECONCILE, RUN_JOB, queues
+from service.app.broker import DEFAULT_QUEUE, ERASURE_QUEUE, GPU_QUEUE, RECONCILE, RUN_JOB, queues
 from service.settings import Settings
 
-__all__ = ["DEFAULT_QUEUE", "GPU_QUEUE", "RECONCILE", "RUN_JOB", "make_celery"]
+__all__ = ["DEFAULT_QUEUE", "ERASURE_QUEUE", "GPU_QUEUE", "RECONCILE", "RUN_JOB", "make_celery"]
 
 # Redis re-delivers a message that stays unacknowledged this long (acks are late: after the
 # task). It must exceed the longest job, or a second worker picks the job up while the first

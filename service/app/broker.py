@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from service.jobs.queues import DEFAULT_QUEUE, ERASURE_QUEUE, GPU_QUEUE, QUEUES, queue_of
+
 if TYPE_CHECKING:
     from celery import Celery
     from kombu.entity import Queue
@@ -16,28 +18,35 @@ if TYPE_CHECKING:
     from service.jobs.runner import Send
     from service.settings import Settings
 
-GPU_QUEUE = "gpu"
-DEFAULT_QUEUE = "default"
+__all__ = [
+    "DEFAULT_QUEUE",
+    "ERASURE_QUEUE",
+    "GPU_QUEUE",
+    "RECONCILE",
+    "RUN_JOB",
+    "broker_send",
+    "celery_send",
+    "queues",
+]
+
 RUN_JOB = "unlearn.run_job"
 RECONCILE = "unlearn.reconcile"
 
 
-def queues() -> tuple[Queue, Queue]:
+def queues() -> tuple[Queue, ...]:
     """Each queue bound under its own name: two queues that share the default routing key
     would both receive every message published with it."""
     from kombu.entity import Queue
 
-    return (
-        Queue(GPU_QUEUE, routing_key=GPU_QUEUE),  # type: ignore[no-untyped-call]
-        Queue(DEFAULT_QUEUE, routing_key=DEFAULT_QUEUE),  # type: ignore[no-untyped-call]
-    )
+    return tuple(Queue(name, routing_key=name) for name in QUEUES)  # type: ignore[no-untyped-call]
 
 
 def celery_send(app: Celery) -> Send:
-    """The ``send`` of the outbox (``Service(send=...)``): enqueue ``run_job`` on the GPU queue."""
+    """The ``send`` of the outbox (``Service(send=...)``): enqueue ``run_job`` on the queue of
+    the job's kind (``service.jobs.queues``)."""
 
     def send(job_id: int, kind: str) -> None:
-        app.send_task(RUN_JOB, args=[job_id], queue=GPU_QUEUE)
+        app.send_task(RUN_JOB, args=[job_id], queue=queue_of(kind))
 
     return send
 

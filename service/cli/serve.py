@@ -80,7 +80,14 @@ def curl_examples(targets: DemoTargets, url: str, token: str) -> str:
 
 
 def worker(
-    queues: Annotated[str, typer.Option(help="Celery queues to consume")] = "gpu,default",
+    queues: Annotated[
+        str,
+        typer.Option(
+            help="Celery queues to consume: gpu (training), erasure (cache purges: give them "
+            "a worker of their own in production, so none waits behind a training), default "
+            "(the reconciler)"
+        ),
+    ] = "gpu,erasure,default",
     concurrency: Annotated[int, typer.Option(help="Celery worker processes")] = 1,
 ) -> None:
     """Run jobs: a Celery worker when CELERY_BROKER_URL is set, else the local worker loop."""

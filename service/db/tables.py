@@ -227,8 +227,8 @@ class DeletionEventRow(Base):
 class JobRow(Base):
     """Background work; the DB is the truth. ``kind`` (``service.states.JobKind``): ``train``
     an S3T model, ``retrain`` one of its cut sequences, ``fit`` an approximate model's first
-    version, ``unlearn`` a request's records from an approximate model. Created only in
-    ``service.jobs.create``.
+    version, ``unlearn`` a request's records from an approximate model, ``purge`` the erased
+    rows of an S3T model's activation caches. Created only in ``service.jobs.create``.
 
     ``enqueued_at`` null means the broker has not been told yet (the outbox); ``key`` makes a
     job idempotent, e.g. a retrain's names the sequence, the cut step and the erased-record

@@ -1,6 +1,7 @@
 """An S3T model's part of a deletion certificate: config and backbone hashes, routing
 versions, the checkpoints the request cut, per cut sequence the checkpoints that replaced
-them, and the retrain evidence (the from-scratch check when it ran)."""
+them, the retrain evidence (the from-scratch check when it ran) and the purge of the erased
+rows from the model's activation caches."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from service.db.tables import (
     SequenceRow,
 )
 from service.lineage.publish import sequence_chain
-from service.states import JobState, RequestState
+from service.states import JobKind, JobState, RequestState
 
 
 def exact_entry(
@@ -35,6 +36,7 @@ def exact_entry(
         "checkpoints_cut": sorted(c.sha256 for c in _retired(s, req) if c.model_id == model.id),
         "sequences": [_replacement(s, model, c) for c in req.cut if int(c["model"]) == model.id],
         "retrain_evidence": _evidence(s, req, model.id),
+        "activation_cache_purge": _cache_purge(s, req, model.id),
     }
 
 
@@ -70,19 +72,39 @@ def _replacement(s: Session, model: ModelRow, cut: Mapping[str, Any]) -> dict[st
     }
 
 
-def _evidence(s: Session, req: DeletionRequestRow, model_id: int) -> list[dict[str, Any]]:
-    jobs = s.scalars(
-        select(JobRow)
-        .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
-        .where(
-            DeletionJobRow.request_id == req.id,
-            JobRow.model_id == model_id,
-            JobRow.state == JobState.DONE,
+def _done_jobs(s: Session, req: DeletionRequestRow, model_id: int) -> list[JobRow]:
+    return list(
+        s.scalars(
+            select(JobRow)
+            .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
+            .where(
+                DeletionJobRow.request_id == req.id,
+                JobRow.model_id == model_id,
+                JobRow.state == JobState.DONE,
+            )
+            .order_by(JobRow.id)
         )
-        .order_by(JobRow.id)
     )
+
+
+def _cache_purge(s: Session, req: DeletionRequestRow, model_id: int) -> list[dict[str, Any]]:
+    """The purge jobs that took the erased rows out of the model's activation caches."""
+    return [
+        {
+            "job": job.id,
+            "finished_at": None if job.finished_at is None else job.finished_at.isoformat(),
+            "cache_rows_removed": (job.evidence or {}).get("cache_rows_removed", 0),
+        }
+        for job in _done_jobs(s, req, model_id)
+        if job.kind == JobKind.PURGE
+    ]
+
+
+def _evidence(s: Session, req: DeletionRequestRow, model_id: int) -> list[dict[str, Any]]:
     out = []
-    for job in jobs:
+    for job in _done_jobs(s, req, model_id):
+        if job.kind == JobKind.PURGE:
+            continue
         item = {"job": job.id, "kind": job.kind, "check": "not_run"}
         item.update(job.evidence or {})
         out.append(item)

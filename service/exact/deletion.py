@@ -5,7 +5,8 @@ given the layout of the affected shards, their sequences' valid depths and the e
 slices, it returns every sequence's new depth, every shard's route and the retrain tasks.
 This module persists that plan: tainted checkpoints retired, depths cut, routes published,
 one retrain job per task (superseding older pending jobs of the sequence, whose requests
-move to the new one).
+move to the new one), and the ``purge`` job that takes the erased rows out of the shards'
+activation caches at once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import CheckpointRow, DeletionRequestRow, ModelRow, SequenceRow
-from service.jobs.create import link, open_train_job, retrain_job
+from service.jobs.create import link, open_train_job, purge_job, retrain_job
 from service.kind import DeletionEffect
 from service.lineage.publish import trained_steps
 from service.lineage.routing import persist_routes, served_depths, shard_sequences
@@ -36,6 +37,8 @@ def cut_model(
     (shard -> slices that lost records); the model row is locked and its routing version
     already bumped by the caller."""
     effect = DeletionEffect()
+    # First, so a worker that runs jobs in id order also takes it before any retrain.
+    effect.jobs.add(purge_job(session, model, request))
     sequences: dict[int, list[SequenceRow]] = {}
     for shard, slices in sorted(deleted.items()):
         effect.retired += _retire(session, model.id, shard, slices)

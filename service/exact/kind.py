@@ -72,9 +72,10 @@ class ExactKind:
         return load_exact(model_id, ctx)
 
     def runners(self) -> Mapping[str, Runner]:
+        from service.jobs.purge import run_purge
         from service.jobs.training import run_retrain, run_train
 
-        return {JobKind.TRAIN: run_train, JobKind.RETRAIN: run_retrain}
+        return {JobKind.TRAIN: run_train, JobKind.RETRAIN: run_retrain, JobKind.PURGE: run_purge}
 
     def on_job_failed(self, s: Session, job: JobRow) -> None:
         """Nothing: shards a failed train job published may be served, and a deletion must

@@ -4,7 +4,8 @@ Every shard's route must point at steps whose checkpoints are live, exist in the
 the bytes their sha256 names, carry the manifest the DB recorded, and were trained on
 exactly the records of their slices that were active at their ``data_version`` with none
 of those erased since (recomputed digest). Retired checkpoint files must be gone, and so
-must erased rows of activation caches whose shard has no pending job.
+must erased rows of activation caches, unless the model's purge job is still open or a job
+of the shard (which may be building its cache) is.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from service.db.tables import (
 )
 from service.kind import Report, VerifyContext
 from service.lineage.publish import sequence_chain
-from service.states import OPEN_JOB_STATES, CheckpointState
+from service.states import OPEN_JOB_STATES, CheckpointState, JobKind
 from sharding import serve
 
 
@@ -59,6 +60,15 @@ def _verify_caches(s: Session, caches: Path, model: ModelRow, bad: list[str]) ->
             .where(JobRow.model_id == model.id, JobRow.state.in_(OPEN_JOB_STATES))
         )
     )
+    purging = s.scalar(
+        select(JobRow.id).where(
+            JobRow.model_id == model.id,
+            JobRow.kind == JobKind.PURGE,
+            JobRow.state.in_(OPEN_JOB_STATES),
+        )
+    )
+    if purging is not None:
+        return  # the purge job takes the erased rows out within seconds
     erased: dict[int, set[str]] = defaultdict(set)
     for shard, rid in s.execute(
         select(PlacementRow.shard, RecordRow.record_id)

@@ -84,6 +84,35 @@ def unlearn_job(
     return job
 
 
+def purge_job(session: Session, model: ModelRow, request: DeletionRequestRow) -> int:
+    """The ``purge`` job that drops the request's records from ``model``'s activation caches,
+    linked: a queued one of the model is reused (it reads the erased set when it runs), else a
+    new one. The queued row is locked, so a worker cannot claim it and read the erased set
+    before this transaction commits."""
+    job = session.scalar(
+        select(JobRow)
+        .where(
+            JobRow.model_id == model.id,
+            JobRow.kind == JobKind.PURGE,
+            JobRow.state == JobState.QUEUED,
+        )
+        .order_by(JobRow.id)
+        .limit(1)
+        .with_for_update()
+    )
+    if job is None:
+        job = JobRow(
+            kind=JobKind.PURGE,
+            key=f"purge:{model.id}:v{model.routing_version}",
+            model_id=model.id,
+            state=JobState.QUEUED,
+        )
+        session.add(job)
+        session.flush()
+    link(session, request.id, job.id)
+    return job.id
+
+
 def retrain_job(
     session: Session,
     model: ModelRow,

@@ -28,7 +28,13 @@ from service.db.tables import (
     JobRow,
 )
 from service.erasure import vault
-from service.states import CLOSED_REQUEST_STATES, FINAL_JOB_STATES, JobState, RequestState
+from service.states import (
+    CLOSED_REQUEST_STATES,
+    ERASURE_JOB_KINDS,
+    FINAL_JOB_STATES,
+    JobState,
+    RequestState,
+)
 
 LEASE = dt.timedelta(seconds=120)
 MAX_ATTEMPTS = 3
@@ -72,7 +78,8 @@ def claim(db: Database, job_id: int, hooks: Hooks, *, lease: dt.timedelta = LEAS
         audit.append(
             s, "job.started", {"job": job.id, "kind": job.kind, "attempt": job.attempts}, at=now
         )
-        _mark_requests(s, [job.id], RequestState.RETRAINING, now)
+        if job.kind not in ERASURE_JOB_KINDS:
+            _mark_requests(s, [job.id], RequestState.RETRAINING, now)
         return job.attempts
 
 

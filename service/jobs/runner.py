@@ -13,6 +13,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -25,9 +26,10 @@ from service.erasure.scrub import scrub
 from service.jobs.attempt import Attempt
 from service.jobs.hooks import HOOKS
 from service.jobs.lifecycle import LEASE, LostJob, claim, fail
+from service.jobs.queues import ERASURE_QUEUE, GPU_QUEUE, queue_of
 from service.kinds import job_runners
 from service.settings import Settings
-from service.states import JobState
+from service.states import JobKind, JobState
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,18 @@ def run_job(
 
 
 def next_queued(
-    s: Session, *, model_id: int | None = None, request_id: str | None = None
+    s: Session,
+    *,
+    model_id: int | None = None,
+    request_id: str | None = None,
+    queue: str | None = None,
 ) -> int | None:
-    """The oldest queued job (of one model, or of the request with this public id)."""
+    """The oldest queued job (of one model, of the request with this public id, of the job
+    kinds of one queue)."""
     query = select(JobRow.id).where(JobRow.state == JobState.QUEUED)
+    if queue is not None:
+        kinds = [k for k in JobKind if queue_of(k) == queue]
+        query = query.where(JobRow.kind.in_(kinds))
     if model_id is not None:
         query = query.where(JobRow.model_id == model_id)
     if request_id is not None:
@@ -131,40 +141,48 @@ def reconcile(
 
 
 class LocalWorker:
-    """The embedded default's worker: a thread that runs queued jobs in id order."""
+    """The embedded default's worker: one thread per job queue, each running its queued jobs
+    in id order, so an erasure's cache purge never waits behind a training."""
 
     def __init__(self, db: Database, settings: Settings, *, poll_s: float = 2.0) -> None:
         self.db, self.settings, self.poll_s = db, settings, poll_s
-        self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="unlearn-worker", daemon=True)
+        self._wake = {q: threading.Event() for q in (GPU_QUEUE, ERASURE_QUEUE)}
+        self._threads = [
+            threading.Thread(target=self._loop, args=(q,), name=f"unlearn-{q}", daemon=True)
+            for q in self._wake
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
         self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout)
+        for wake in self._wake.values():
+            wake.set()
+        for thread in self._threads:
+            thread.join(timeout)
 
     def send(self, job_id: int, kind: str) -> None:
-        self._wake.set()
+        self._wake[queue_of(kind)].set()
 
-    def run_once(self) -> bool:
-        """Run the oldest runnable job, if any."""
+    def run_once(self, queue: str | None = None) -> bool:
+        """Run the oldest runnable job (of ``queue``'s kinds), if any."""
         reconcile(self.db, self.send)
-        return run_next(self.db, self.settings, next_queued) is not None
+        return run_next(self.db, self.settings, partial(next_queued, queue=queue)) is not None
 
     def drain(self) -> None:
         while self.run_once():
             pass
 
-    def _loop(self) -> None:
+    def _loop(self, queue: str) -> None:
+        wake = self._wake[queue]
         while not self._stop.is_set():
             try:
-                if self.run_once():
+                if self.run_once(queue):
                     continue
             except Exception:
-                log.exception("local worker loop failed; retrying")
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
+                log.exception("local worker loop (%s queue) failed; retrying", queue)
+            wake.wait(self.poll_s)
+            wake.clear()

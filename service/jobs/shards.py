@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +67,21 @@ def read_shard(s: Session, model_id: int, shard: int, n_slices: int) -> ShardSna
     return ShardSnapshot(version, data, inputs, frozenset(erased))
 
 
+def erased_ids(s: Session, model_id: int, shard: int | None = None) -> dict[int, set[str]]:
+    """Shard -> ids of the model's records erased so far (of one shard when given)."""
+    query = (
+        select(PlacementRow.shard, RecordRow.record_id)
+        .join(RecordRow, RecordRow.id == PlacementRow.record_pk)
+        .where(PlacementRow.model_id == model_id, PlacementRow.erased_version.is_not(None))
+    )
+    if shard is not None:
+        query = query.where(PlacementRow.shard == shard)
+    out: dict[int, set[str]] = {}
+    for shard_, rid in s.execute(query):
+        out.setdefault(shard_, set()).add(rid)
+    return out
+
+
 def make_encoder(config: TrainConfig) -> AdaptedEncoder:
     """The model's encoder on the worker's device (``UNLEARN_DEVICE``, default CUDA if any)."""
     return build_encoder(config).to(resolve_device())
@@ -86,6 +101,18 @@ def cache_lock(root: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def purge_cache(root: Path, record_ids: Iterable[str]) -> int:
+    """Zero and drop the rows of ``record_ids`` from the cache at ``root`` (if there is one);
+    returns how many records' rows went."""
+    ids = set(record_ids)
+    if not ids:
+        return 0
+    with cache_lock(root):
+        if not (root / "index.json").exists():
+            return 0
+        return ActivationCache(root).remove(ids)
 
 
 def shard_cache(

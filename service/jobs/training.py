@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.adapters import AdaptedEncoder
+from models.cache import ActivationCache
 from models.checkpoints import (
     CheckpointManifest,
     CheckpointStore,
@@ -31,7 +32,15 @@ from service.jobs.create import ensure_retrain
 from service.jobs.evaluate import evaluate_served
 from service.jobs.files import discarding_unused
 from service.jobs.progress import JobProgress
-from service.jobs.shards import cache_dir, make_encoder, read_shard, shard_cache
+from service.jobs.shards import (
+    ShardSnapshot,
+    cache_dir,
+    erased_ids,
+    make_encoder,
+    purge_cache,
+    read_shard,
+    shard_cache,
+)
 from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
 from service.lineage.routing import refresh_routing, served_depths, shard_sequences
@@ -137,6 +146,25 @@ def _publish(
             ensure_retrain(s, model, seq.id, depth + 1, seq.shard)
 
 
+def _cache(
+    ctx: Attempt,
+    model_id: int,
+    encoder: AdaptedEncoder,
+    snap: ShardSnapshot,
+    max_length: int,
+    progress: Progress,
+) -> ActivationCache:
+    """The shard's activation cache for ``snap``; records erased since the snapshot (whose
+    purge job may have run before this cache was built) are dropped from it at once. This
+    job trained on them, so its checkpoints that read them are cut when it publishes."""
+    root = cache_dir(ctx.settings, model_id, snap.data.shard)
+    cache = shard_cache(root, encoder, snap, max_length=max_length, progress=progress)
+    with ctx.db.read() as s:
+        late = erased_ids(s, model_id, snap.data.shard).get(snap.data.shard, set())
+    purge_cache(root, late - snap.erased)
+    return cache
+
+
 def run_train(ctx: Attempt) -> None:
     db = ctx.db
     with db.read() as s:
@@ -176,13 +204,7 @@ def _train_shards(
                 continue  # published by an earlier attempt
             snap = read_shard(s, model_id, shard, config.n_slices)
             order = [(q.id, tuple(q.permutation)) for q in seqs]
-        cache = shard_cache(
-            cache_dir(ctx.settings, model_id, shard),
-            encoder,
-            snap,
-            max_length=config.max_length,
-            progress=tracker,
-        )
+        cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
         chains = train_shard(trainer, snap.data, cache, [p for _, p in order], progress=tracker)
         _publish(
             ctx,
@@ -222,13 +244,7 @@ def run_retrain(ctx: Attempt) -> None:
     store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir))
     tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     with _cleaning(db, store):
-        cache = shard_cache(
-            cache_dir(settings, model_id, snap.data.shard),
-            encoder,
-            snap,
-            max_length=config.max_length,
-            progress=tracker,
-        )
+        cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
         chain = retrain_sequence(
             S3TTrainer(encoder, config, store),
             snap.data,

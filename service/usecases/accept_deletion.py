@@ -18,8 +18,8 @@ Inside a single write transaction:
    its signed certificate).
 
 Files follow the commit: the caller deletes the retired checkpoint files
-(``Accepted.retired``); the retrain job drops the erased rows from the shard's activation
-cache before it trains (``service.jobs.shards.shard_cache``).
+(``Accepted.retired``); each S3T model's ``purge`` job (queued in step 3, on the erasure
+queue) zeroes and drops the erased rows of its activation caches within seconds.
 """
 
 from __future__ import annotations

@@ -123,3 +123,22 @@ def test_cache_set_and_errors(tmp_path: Path, small_config, make_encoder) -> Non
         ActivationCache(tmp_path / "nowhere")
     with pytest.raises(CacheError, match="duplicate"):
         ActivationCache.build(tmp_path / "d", encoder, [("x", "a"), ("x", "b")], max_length=8)
+
+
+def test_remove_zeroes_rows_a_reader_still_maps(tmp_path: Path, small_config, make_encoder) -> None:
+    """A job that mapped the cache before the removal keeps the old files' blocks alive after
+    the unlink: the erased rows must be zero there too, the other rows untouched."""
+    items = synthetic_items(6, seed=7)
+    encoder = make_encoder(small_config)
+    root = tmp_path / "c"
+    reader = build_cache(root, encoder, items, small_config.max_length)
+    reader.open_all()
+    gone, kept = items[1][0], items[4][0]
+    before = {g: reader.rows(g, kept).clone() for g in reader.groups}
+    assert all(reader.rows(g, gone).abs().sum() > 0 for g in reader.groups)
+
+    assert ActivationCache(root).remove({gone}) == 1  # another process's purge
+    for g in reader.groups:
+        assert torch.count_nonzero(reader.rows(g, gone)) == 0  # the mapping sees zeros
+        assert torch.equal(reader.rows(g, kept), before[g])
+    assert gone not in ActivationCache(root)

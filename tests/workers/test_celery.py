@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 600.0
 WORKER = (
     *(sys.executable, "-m", "celery", "-A", "workers.app", "worker"),
-    *("-Q", "gpu,default", "-c", "1", "--pool", "prefork"),
+    *("-Q", "gpu,erasure,default", "-c", "1", "--pool", "prefork"),
     *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"),
 )
 _redis_dbs = itertools.count(8)
