@@ -267,6 +267,19 @@ class VerifyReport(View):
     ok: bool
 
 
+class ErasureScanView(View):
+    """``unlearn verify --erasure``: what was searched for, where, and what was found."""
+
+    erased_records: int  # with text probes
+    destroyed_keys: int
+    unprobed_records: int  # erased before probes existed, or feature vectors: not checkable
+    places: int
+    bytes_scanned: int
+    remnants: list[str]
+    skipped: list[str]
+    ok: bool
+
+
 class Check(View):
     ok: bool
     error: str | None = None

@@ -1,5 +1,5 @@
 """The read side of the application service: requests, model status, datasets, a record's
-lineage, the exactness check and the readiness probe, as typed views.
+lineage, the exactness check, the erasure scan and the readiness probe, as typed views.
 
 Each lineage read function is called from one place here, so when one moves only one import
 line changes.
@@ -17,6 +17,7 @@ from service.views import (
     ApproximateStatus,
     DatasetSummary,
     DemoTargets,
+    ErasureScanView,
     LineageView,
     Readiness,
     RequestPage,
@@ -26,6 +27,9 @@ from service.views import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     from sqlalchemy.orm import Session
 
     from models.checkpoints import LocalCheckpointStore
@@ -125,6 +129,14 @@ class Reads(Base):
         with self.db.snapshot() as s:
             report = verify(s, self.store, self.settings.caches_dir)
         return VerifyReport.model_validate(report.__dict__ | {"ok": report.ok})
+
+    def verify_erasure(self, extra: Sequence[Path] = ()) -> ErasureScanView:
+        """Search every file and database page the service keeps (and ``extra`` paths) for
+        the text of erased records and the wrapped bytes of destroyed data keys."""
+        from service.usecases.erasure_scan import scan_erasure
+
+        scan = scan_erasure(self.db, self.settings, extra)
+        return ErasureScanView.model_validate(scan.__dict__ | {"ok": scan.ok})
 
     def readiness(self) -> tuple[bool, Readiness | dict[str, dict[str, Any]]]:
         """(ready?, the view when ready, else the checks for the problem answer)."""

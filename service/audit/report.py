@@ -54,8 +54,10 @@ MECHANISM = (
     "truncated after each erasure) and vacuumed on PostgreSQL, whose WAL segments and base "
     "backups keep the wrapped key rows for as long as they are retained. Quarantined copies "
     "for approximate unlearning are sealed under a key of the request, destroyed when it "
-    "completes or fails. Activation-cache rows of erased records are removed when the "
-    "shard's next job starts."
+    "completes or fails. Activation-cache rows of erased records are zeroed and removed by "
+    "a purge job that runs right after the acceptance, on a queue no training occupies; the "
+    "request completes only after it. `unlearn verify --erasure` searches the files and "
+    "database pages the service keeps for the erased texts and destroyed keys."
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import singledispatch
 
+from rich.markup import escape
 from rich.table import Table
 
 from service.cli.common import out
@@ -11,6 +12,7 @@ from service.states import RequestState
 from service.views import (
     Accepted,
     ApproximateStatus,
+    ErasureScanView,
     RequestView,
     S3TStatus,
     VerifyReport,
@@ -150,6 +152,29 @@ def print_approximate(v: ApproximateStatus) -> None:
             "-" if published is None else published[:19].replace("T", " "),
         )
     out.print(table)
+
+
+def print_erasure_scan(report: ErasureScanView) -> None:
+    for r in report.remnants:
+        out.print(f"[red]remnant:[/] {escape(r)}", highlight=False, soft_wrap=True)
+    for s in report.skipped:
+        out.print(f"[yellow]not scanned:[/] {escape(s)}", highlight=False, soft_wrap=True)
+    if report.unprobed_records:
+        out.print(
+            f"[yellow]not checkable:[/] {report.unprobed_records} erased record(s) without "
+            "probes (erased before migration 0008, or feature vectors): their destroyed keys "
+            "only",
+            highlight=False,
+            soft_wrap=True,
+        )
+    verdict = "no remnant" if report.ok else f"{len(report.remnants)} remnant(s)"
+    out.print(
+        f"searched {report.places} place(s), {report.bytes_scanned / 2**20:.1f} MiB, for "
+        f"{report.erased_records} erased record(s) and {report.destroyed_keys} destroyed data "
+        f"key(s): {verdict}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def print_verify(report: VerifyReport) -> None:

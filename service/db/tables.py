@@ -58,6 +58,19 @@ class DataKeyRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class DestroyedKeyRow(Base):
+    """What is left of a destroyed data key: when, for which request, and the probe
+    (``service.erasure.probes.key_probe``) a scan finds a stale copy of its wrapped bytes by."""
+
+    __tablename__ = "destroyed_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("deletion_requests.id"), index=True)
+    destroyed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    anchor: Mapped[str] = mapped_column(String(16))
+    wrapped_sha256: Mapped[str] = mapped_column(SHA)
+
+
 class RecordRow(Base):
     """One training record. After erasure only the tombstone stays: ids, hashes and label."""
 
@@ -77,6 +90,9 @@ class RecordRow(Base):
     # once erased: the key itself is destroyed in the erasing transaction.
     data_key_id: Mapped[str | None] = mapped_column(ForeignKey("data_keys.id"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="active")
+    # Once erased: keyed digests of the text's shingles (``service.erasure.probes``), which
+    # ``unlearn verify --erasure`` looks for; null while active or for a feature vector.
+    probes: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     erased_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     erased_by: Mapped[int | None] = mapped_column(ForeignKey("deletion_requests.id"))
 

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 SEALED = "aes-256-gcm"
 KEY_BYTES = 32
 _NONCE = 12
+_TAG = 16
+WRAPPED_BYTES = _NONCE + KEY_BYTES + _TAG  # a wrapped data key: nonce, ciphertext, tag
 
 
 class SealError(ValueError):

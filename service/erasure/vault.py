@@ -20,9 +20,10 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from service.db.base import utcnow
 from service.db.engine import Database
-from service.db.tables import DataKeyRow, RecordRow
-from service.erasure import crypto
+from service.db.tables import DataKeyRow, DestroyedKeyRow, RecordRow
+from service.erasure import crypto, probes
 from service.states import RecordState
 
 VAULT = "erasure_vault"
@@ -156,12 +157,23 @@ def open_payloads(s: Session, envelopes: Sequence[dict[str, Any]]) -> list[dict[
     return [open_payload(s, e) for e in envelopes]
 
 
-def destroy(s: Session, key_ids: Iterable[str]) -> int:
+def destroy(s: Session, key_ids: Iterable[str], request_id: int | None = None) -> int:
+    """Delete the data keys, leaving for each a ``destroyed_keys`` row: when, for which
+    request, and the probe a scan finds a stale copy of its wrapped bytes by."""
     ids = sorted(set(key_ids))
     cache = _cache(s)
     n = 0
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
+        gone = [
+            {"id": key_id, "request_id": request_id, "destroyed_at": utcnow()}
+            | dict(zip(("anchor", "wrapped_sha256"), probes.key_probe(bytes(w)), strict=True))
+            for key_id, w in s.execute(
+                select(DataKeyRow.id, DataKeyRow.wrapped).where(DataKeyRow.id.in_(chunk))
+            )
+        ]
+        if gone:
+            s.execute(insert(DestroyedKeyRow), gone)
         n += int(
             getattr(s.execute(delete(DataKeyRow).where(DataKeyRow.id.in_(chunk))), "rowcount", 0)
         )
@@ -175,9 +187,9 @@ def quarantine_owner(request_id: int) -> str:
     return f"request:{request_id}"
 
 
-def destroy_owner(s: Session, owner: str) -> int:
+def destroy_owner(s: Session, owner: str, request_id: int | None = None) -> int:
     ids = list(s.scalars(select(DataKeyRow.id).where(DataKeyRow.owner == owner)))
-    return destroy(s, ids)
+    return destroy(s, ids, request_id)
 
 
 def shred(s: Session, erased: Sequence[RecordRow]) -> int:
@@ -212,7 +224,7 @@ def shred(s: Session, erased: Sequence[RecordRow]) -> int:
         .where(RecordRow.data_key_id.in_(sorted(key_ids)), RecordRow.state != RecordState.ACTIVE)
         .values(data_key_id=None)
     )
-    return destroy(s, key_ids)
+    return destroy(s, key_ids, erased[0].erased_by)
 
 
 def rewrap(s: Session, new: Vault) -> int:

@@ -189,7 +189,7 @@ def transition(
     s.add(DeletionEventRow(request_id=req.id, state=state, at=now, detail=detail))
     if state in CLOSED_REQUEST_STATES:
         purged = s.execute(delete(ForgetPayloadRow).where(ForgetPayloadRow.request_id == req.id))
-        vault.destroy_owner(s, vault.quarantine_owner(req.id))
+        vault.destroy_owner(s, vault.quarantine_owner(req.id), req.id)
         if purged.rowcount:  # type: ignore[attr-defined]
             audit.append(
                 s,

@@ -5,7 +5,8 @@ Inside a single write transaction:
 1. the request is persisted with the principal that filed it and the hash of a fresh status
    token for the data subject (or an earlier one with the same ``Idempotency-Key`` from the
    same principal returned, with a new status token replacing the old);
-2. the matching active records are tombstoned: payload nulled, ``erased_by`` set, and the
+2. the matching active records are tombstoned: the keyed probes of their texts left for
+   the erasure scan (``service.erasure.probes``), payload nulled, ``erased_by`` set, and the
    data keys their payloads were sealed under destroyed (records sharing a key that stay
    are re-sealed under a new one first; each kind may first keep what it still needs:
    approximate models quarantine the payloads they must unlearn, under the request's key);
@@ -36,8 +37,14 @@ from service.access.principal import Principal
 from service.audit import certificates
 from service.audit import log as audit
 from service.db.base import utcnow
-from service.db.tables import DeletionEventRow, DeletionRequestRow, PlacementRow, SliceRow
-from service.erasure import vault
+from service.db.tables import (
+    DeletionEventRow,
+    DeletionRequestRow,
+    PlacementRow,
+    RecordRow,
+    SliceRow,
+)
+from service.erasure import probes, vault
 from service.kind import DeletionEffect
 from service.kinds import KINDS, kind_of
 from service.lineage.deletion import (
@@ -125,6 +132,7 @@ def accept_deletion(
     if active:
         for kind in KINDS.values():
             kind.before_erasure(session, request.id, active)
+    _leave_probes(session, active, secret)
     for r in active:
         r.state, r.payload, r.erased_at, r.erased_by = RecordState.ERASED, None, now, request.id
     request.n_records = len(active)
@@ -185,6 +193,17 @@ def accept_deletion(
         retired=tuple(effect.retired),
         status_token=token,
     )
+
+
+def _leave_probes(session: Session, records: list[RecordRow], secret: bytes) -> None:
+    """Keyed digests of each erased text's shingles on its tombstone, for the erasure scan
+    (``unlearn verify --erasure``); the payloads still open at this point."""
+    sealed = [(r, r.payload) for r in records if r.payload is not None]
+    key = probes.probe_key(secret)
+    opened = vault.open_payloads(session, [envelope for _, envelope in sealed])
+    for (r, _), payload in zip(sealed, opened, strict=True):
+        text = payload.get("text")
+        r.probes = probes.text_probes(key, text) if isinstance(text, str) else None
 
 
 def _cut_models(

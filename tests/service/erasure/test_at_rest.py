@@ -145,6 +145,8 @@ def test_sqlite_nothing_under_unlearn_home_holds_erased_text_and_backups_do_not_
         needles = _text_needles(ERASED_IDS)
         needles.update({f"wrapped data key {k}": w for k, w in erased_keys.items()})
         assert _scan_home(home, needles) == []
+        scan = svc.verify_erasure()  # the service's own scan agrees
+        assert scan.ok and scan.erased_records == len(ERASED_IDS), scan
         with svc.db.read() as s:
             assert not s.scalars(select(DataKeyRow).where(DataKeyRow.id.in_(erased_keys))).all()
 
@@ -266,6 +268,8 @@ def test_postgres_dump_before_deletion_does_not_open_and_heap_holds_no_erased_da
     needles = _text_needles(TEXTS)
     needles.update({f"wrapped data key {k}": w for k, w in erased_keys.items()})
     assert _found(_heap_pages(url), needles) == []
+    scan = svc.verify_erasure()  # the service's own scan, raw pages included, agrees
+    assert scan.ok and scan.skipped == [] and scan.erased_records == len(ERASED_IDS), scan
 
 
 @pytest.mark.postgres
