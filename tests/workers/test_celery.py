@@ -199,10 +199,14 @@ def test_worker_trains_then_retrains_a_deletion_to_from_scratch_bytes(
     # What the shards served when each job was handed to the broker: the state a deletion
     # leaves behind, before any worker could have retrained.
     routed: list[dict[int, int]] = []
+    purges: list[int] = []
     to_celery = service.send
 
     def send(job_id: int, kind: str) -> None:
-        routed.append(depths(service))
+        if kind == "purge":  # the erasure queue's cache purge, besides the retrains
+            purges.append(job_id)
+        else:
+            routed.append(depths(service))
         to_celery(job_id, kind)
 
     service.send = send
@@ -220,6 +224,7 @@ def test_worker_trains_then_retrains_a_deletion_to_from_scratch_bytes(
     assert view["state"] == "effective" and view["n_records"] == 3
     assert view["cut"], "a trained shard held the subject: something must be cut"
     assert len(routed) == len({c["job"] for c in view["cut"]})
+    assert len(purges) == 1
     assert all(routed[0][c["shard"]] < 3 for c in view["cut"])
 
     wait_until(
