@@ -6,6 +6,9 @@ checkpoints, switched on and frozen; groups below ``k`` are off. Every step's se
 (config hash, shard, prefix), and data order from record ids, so the checkpoint of a prefix is a
 pure function of the records in it: sequences sharing a prefix share checkpoints, and retraining
 after a deletion reproduces training from scratch on the remaining data bit for bit.
+
+A step whose slices are all empty (erased) is a normal step: it trains nothing and keeps its
+group's zero LoRA and its parent's head.
 """
 
 from __future__ import annotations
@@ -129,17 +132,23 @@ class S3TTrainer:
         self.encoder.set_active_groups(k)
         frozen = {j: self.encoder.group_hash(j) for j in range(1, k)}
         examples = data.examples(prefix)
-        fit(
-            encoder=self.encoder,
-            head=self.head,
-            source=source,
-            input_group=k,
-            examples=examples,
-            trainable_groups=(k,),
-            config=self.config,
-            generator=gen,
-            advance=advance,
-        )
+        if examples:
+            fit(
+                encoder=self.encoder,
+                head=self.head,
+                source=source,
+                input_group=k,
+                examples=examples,
+                trainable_groups=(k,),
+                config=self.config,
+                generator=gen,
+                advance=advance,
+            )
+        # else: an empty step (every slice of the prefix erased). Group k keeps its seeded
+        # init, whose LoRA B is zero, so the group adds nothing; the head stays the parent's
+        # (at step 1 its seeded init: serving leaves out a shard whose served step holds no
+        # record, ``service.lineage.served``). Still a
+        # pure function of (config, shard, prefix, no records): retrain equivalence holds.
         changed = [j for j, h in frozen.items() if self.encoder.group_hash(j) != h]
         if changed:
             raise IsolationError(f"step {k} changed frozen group(s) {changed}")

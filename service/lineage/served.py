@@ -34,7 +34,9 @@ class Served:
 
 
 def served(s: Session, model_id: int) -> Served:
-    """Read inside one snapshot, so the version and the chains agree."""
+    """Read inside one snapshot, so the version and the chains agree. A shard whose served
+    step was trained on no record (its prefix's slices all erased) is routed but not a
+    member: its head never saw data."""
     model = s.get(ModelRow, model_id)
     if model is None:
         raise NotFound(f"no model {model_id}")
@@ -49,9 +51,11 @@ def served(s: Session, model_id: int) -> Served:
             continue
         seq = s.get(SequenceRow, r.sequence_id)
         assert seq is not None
-        chain = tuple(c.sha256 for c in sequence_chain(s, seq, r.depth))
-        members.append(Member(r.shard, chain))
+        rows = sequence_chain(s, seq, r.depth)
         routes.append(Route(r.shard, seq.position, r.depth))
+        if rows[-1].n_records == 0:
+            continue  # every record of the served prefix is erased: an untrained shard
+        members.append(Member(r.shard, tuple(c.sha256 for c in rows)))
     return Served(
         model.routing_version,
         model.status,

@@ -137,6 +137,59 @@ def test_retrain_after_deletion_equals_training_from_scratch(
             assert manifest.n_records == len(clean.examples(manifest.slice_ids))
 
 
+def test_emptied_first_slice_trains_and_equals_training_from_scratch(
+    tmp_path: Path, items, small_config, make_encoder, shard
+) -> None:
+    """Erasing every record of a slice leaves a normal, empty step: no error, a zero LoRA
+    for its group, the parent's head, and retrain equivalence as for any deletion."""
+    encoder, cache, data = shard
+    store = InMemoryCheckpointStore()
+    trainer = S3TTrainer(encoder, small_config, store)
+    chains = train_shard(trainer, data, cache, SEQUENCES)
+    erased = {e.record_id for e in data.slices[1]}
+    assert cache.remove(erased) == len(erased)
+    clean = data.without(erased)
+    assert clean.slices[1] == ()
+    # (1, 2, 0) starts with the emptied slice: its step 1 trains on nothing
+    retrained = tuple(
+        retrain_sequence(trainer, clean, cache, seq, chain, from_step=seq.index(1) + 1)
+        for seq, chain in zip(SEQUENCES, chains, strict=True)
+    )
+    empty_tensors, empty = store.get(retrained[1][0])
+    assert empty.n_records == 0 and empty.slice_ids == (1,)
+    lora_b = [t for n, t in group_tensors(empty_tensors, 1).items() if n.endswith("lora_B")]
+    assert lora_b and all(float(t.abs().sum()) == 0 for t in lora_b)
+    second_tensors, second = store.get(retrained[1][1])
+    assert second.n_records == len(clean.slices[2]) > 0
+    # step 2 trains on top of the empty step and changes the head it inherited
+    assert any(
+        not bool((second_tensors[n] == t).all())
+        for n, t in empty_tensors.items()
+        if n.startswith("head")
+    )
+    remaining = [it for it in items if it[0] not in erased]
+    fresh_encoder = make_encoder(small_config)
+    fresh_cache = build_cache(tmp_path / "fresh", fresh_encoder, remaining, small_config.max_length)
+    scratch = train_shard(
+        S3TTrainer(fresh_encoder, small_config, InMemoryCheckpointStore()),
+        clean,
+        fresh_cache,
+        SEQUENCES,
+    )
+    assert retrained == scratch
+
+
+def test_a_shard_with_no_record_left_trains_empty_steps(
+    tmp_path: Path, items, small_config, make_encoder, shard
+) -> None:
+    encoder, cache, data = shard
+    store = InMemoryCheckpointStore()
+    trainer = S3TTrainer(encoder, small_config, store)
+    empty = data.without({e.record_id for sl in data.slices for e in sl})
+    (chain,) = train_shard(trainer, empty, cache, [(0, 1, 2)])
+    assert [store.get(sha)[1].n_records for sha in chain] == [0, 0, 0]
+
+
 def test_shared_prefixes_share_checkpoints(
     tmp_path: Path, items, small_config, make_encoder, shard
 ) -> None:
