@@ -35,8 +35,13 @@ def scrub(db: Database, tables: tuple[str, ...] = ("data_keys",)) -> bool:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 # Never queue behind a long transaction (and stall every reader behind us):
                 # give up after a moment; the next erasure or job tries again.
+                # The setting is the session's, and the connection goes back to the pool:
+                # reset it, or later transactions on it would fail after 2 s of waiting.
                 conn.execute(text("SET lock_timeout = '2s'"))
-                conn.execute(text(f"VACUUM FULL {', '.join(tables)}"))
+                try:
+                    conn.execute(text(f"VACUUM FULL {', '.join(tables)}"))
+                finally:
+                    conn.execute(text("RESET lock_timeout"))
             return True
     except Exception:
         log.exception("could not scrub destroyed data keys now; the next erasure retries")
