@@ -29,6 +29,8 @@
 ``UNLEARN_RATE_LIMIT_STORAGE``  ``limits`` storage URI; default: the broker when it is
                             Redis (shared by every API process), else ``memory://``
 ``UNLEARN_CORS_ORIGINS``    comma-separated origins allowed cross-site (default: none)
+``UNLEARN_JOB_LEASE_S``     seconds without a heartbeat before a running job is taken
+                            for dead and taken over (default 30)
 ``UNLEARN_MAX_SHARDS``,     caps on what one API key may register: shards (16),
 ``..._SLICES``, ``_BUDGET``,  slices (12), sequences per shard (8), epochs (20), LoRA
 ``_EPOCHS``, ``_RANK``,     rank (64), tokens per input (512), any other integer
@@ -40,6 +42,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 from collections.abc import Mapping
@@ -86,6 +89,8 @@ class Settings:
     rate_limit_storage: str | None = None
     cors_origins: tuple[str, ...] = ()
     caps: Caps = field(default_factory=Caps)
+    # A running job whose heartbeat is older than this is taken for dead and taken over.
+    job_lease_s: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -130,7 +135,12 @@ class Settings:
             rate_limit_storage=env.get("UNLEARN_RATE_LIMIT_STORAGE") or None,
             cors_origins=origins,
             caps=caps,
+            job_lease_s=_positive(env, "UNLEARN_JOB_LEASE_S", 30),
         )
+
+    @property
+    def job_lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.job_lease_s)
 
     @property
     def rate_limit_uri(self) -> str:

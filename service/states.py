@@ -20,7 +20,9 @@ class RequestState(StrEnum):
 
     RECEIVED = "received"
     EFFECTIVE = "effective"  # erased from storage and from every exact model's serving
-    RETRAINING = "retraining"  # an exact model's cut sequences are being retrained
+    # Before requests completed on erasure (CHANGELOG 0.x): an exact request waited for its
+    # model's retrains. Kept for the rows and timelines of that time; nothing enters it now.
+    RETRAINING = "retraining"
     UNLEARNING = "unlearning"  # an approximate model's unlearn job has not published yet
     NEEDS_REVIEW = "needs_review"  # an approximate result was flagged; an operator decides
     COMPLETED = "completed"
@@ -43,6 +45,12 @@ class JobKind(StrEnum):
 # behind a training) and do not move their requests to ``retraining``.
 ERASURE_JOB_KINDS = (JobKind.PURGE,)
 
+# Model work: restoring an S3T model's served depth. A request is linked to such a job only
+# when the job was already reading the request's records when the request was accepted; the
+# request waits for it to stop (it removes any file of erased lineage it wrote), but the job's
+# outcome, success or failure, is the model's, never the request's.
+MODEL_WORK_JOB_KINDS = (JobKind.TRAIN, JobKind.RETRAIN)
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -57,10 +65,25 @@ FINAL_JOB_STATES = (JobState.DONE, JobState.SUPERSEDED, JobState.FAILED)
 
 
 class ModelState(StrEnum):
+    """Stored: ``pending``, ``training``, ``ready``, ``failed``. Reported for a trained S3T
+    model instead of ``ready``: its health, ``degraded`` (some shard serves less than full
+    depth) or ``unavailable`` (no shard serves; predict answers 503 with Retry-After)."""
+
     PENDING = "pending"
     TRAINING = "training"
     READY = "ready"
     FAILED = "failed"
+    DEGRADED = "degraded"  # derived, never stored
+    UNAVAILABLE = "unavailable"  # derived, never stored
+
+
+class ShardHealth(StrEnum):
+    """What one S3T shard serves (derived from its route)."""
+
+    FULL = "full"  # every step
+    DEGRADED = "degraded"  # a clean prefix: a deletion cut it, its retrain has not published
+    DEAD = "dead"  # no clean step: left out of the ensemble
+    EMPTY = "empty"  # every record of its served prefix erased: routed, left out
 
 
 class CheckpointState(StrEnum):

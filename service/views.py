@@ -167,11 +167,17 @@ class ShardView(View):
     shard: int
     served_sequence: int | None
     served_depth: int
+    health: Literal["full", "degraded", "dead", "empty"] = Field(
+        description="full: every step served; degraded: a clean prefix; dead: no clean "
+        "step; empty: every record of the served prefix erased (left out of the ensemble)"
+    )
     sequences: list[SequenceView]
 
 
 class S3TStatus(View):
-    """An exact S3T model: per shard its sequences and the served depth."""
+    """An exact S3T model: per shard its sequences, served depth and health. ``status`` is
+    ``pending``, ``training`` or ``failed`` as stored, else the model's health: ``ready``
+    (every shard at full depth), ``degraded`` or ``unavailable`` (no shard serves)."""
 
     id: int
     kind: Literal["s3t"]
@@ -184,7 +190,11 @@ class S3TStatus(View):
     selection: str
     config_hash: str
     shards: list[ShardView]
-    jobs: list[JobView]
+    jobs: list[JobView] = Field(description="queued and running jobs, oldest first")
+    failed_jobs: list[JobView] = Field(
+        description="model incidents still open: the newest failed job of each sequence "
+        "(or training) that no later job of it has since finished"
+    )
 
 
 class ApproximateStatus(View):
@@ -284,11 +294,22 @@ class Check(View):
     ok: bool
     error: str | None = None
     current: str | None = None
+    degraded: list[int] | None = Field(
+        default=None, description="models check: exact models serving below full depth"
+    )
+    unavailable: list[int] | None = Field(
+        default=None, description="models check: models that cannot answer predict now"
+    )
 
 
 class Readiness(View):
+    """Ready to accept deletions (the database answers at the schema's head); ``degraded``
+    names the other checks that fail (``broker``: jobs wait in the outbox; ``models``: some
+    model cannot serve), which never make the service unready."""
+
     status: Literal["ready"]
     checks: dict[str, Check]
+    degraded: list[str] = Field(default_factory=list)
 
 
 class Liveness(View):

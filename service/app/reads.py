@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import logging
 from typing import TYPE_CHECKING, Any
 
 from service.app.base import Base
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from service.db.engine import Database
     from service.db.tables import DatasetRow, DeletionRequestRow, ModelRow
     from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Reads(Base):
@@ -139,10 +142,16 @@ class Reads(Base):
         return ErasureScanView.model_validate(scan.__dict__ | {"ok": scan.ok})
 
     def readiness(self) -> tuple[bool, Readiness | dict[str, dict[str, Any]]]:
-        """(ready?, the view when ready, else the checks for the problem answer)."""
+        """(ready?, the view when ready, else the checks for the problem answer). Ready
+        means deletions can be accepted: the database answers at the schema's head. The
+        broker and model health are reported beside it (``degraded`` names the failing
+        ones): jobs wait in the outbox for the broker, and erasure never waits for a model."""
         checks = _readiness(self.db, self.settings)
-        if all(c["ok"] for c in checks.values()):
-            return True, Readiness.model_validate({"status": "ready", "checks": checks})
+        if all(checks.get(name, {}).get("ok") for name in ACCEPTANCE_CHECKS):
+            degraded = sorted(name for name, c in checks.items() if not c["ok"])
+            return True, Readiness.model_validate(
+                {"status": "ready", "checks": checks, "degraded": degraded}
+            )
         return False, checks
 
     def demo_targets(self) -> DemoTargets:
@@ -153,6 +162,9 @@ class Reads(Base):
             model = newest_model(s)
             record = None if model is None else first_active_record(s, model.dataset_id)
             return DemoTargets(model_id=None if model is None else model.id, record_id=record)
+
+
+ACCEPTANCE_CHECKS = ("database", "migrations")
 
 
 def _readiness(db: Database, settings: Settings) -> dict[str, dict[str, Any]]:
@@ -179,7 +191,27 @@ def _readiness(db: Database, settings: Settings) -> dict[str, dict[str, Any]]:
             checks["broker"] = {"ok": True}
         except Exception as exc:
             checks["broker"] = {"ok": False, "error": type(exc).__name__}
+    if checks["migrations"]["ok"]:
+        try:
+            checks["models"] = _model_health(db)
+        except Exception as exc:  # a probe answers; the log says why
+            log.exception("model health check failed")
+            checks["models"] = {"ok": False, "error": type(exc).__name__}
     return checks
+
+
+def _model_health(db: Database) -> dict[str, Any]:
+    """Model health, reported beside (never instead of) the acceptance checks: a model that
+    cannot serve does not stop deletions being accepted."""
+    from service.app.queries import all_models
+    from service.kinds import kind_of
+    from service.states import ModelState
+
+    with db.read() as s:
+        statuses = [kind_of(m).status(s, m) for m in all_models(s)]
+    degraded = [v["id"] for v in statuses if v["status"] == ModelState.DEGRADED]
+    unavailable = [v["id"] for v in statuses if v["status"] == ModelState.UNAVAILABLE]
+    return {"ok": not unavailable, "degraded": degraded, "unavailable": unavailable}
 
 
 def _aware(at: dt.datetime) -> dt.datetime:

@@ -137,6 +137,22 @@ class Writes(Reads, AccessOps):
         self.dispatch()
         return view
 
+    def restore(self, model_id: int) -> list[int]:
+        """Queue a retrain for every sequence of an S3T model below full depth that no open
+        job rebuilds (after a model incident); returns the new job ids."""
+        from service.exact.restore import restore_jobs
+        from service.lineage.errors import Unprocessable
+        from service.lineage.registry import get_model
+        from service.states import KindName
+
+        with self.write() as s:
+            model = get_model(s, model_id, lock=True)
+            if model.kind != KindName.S3T:
+                raise Unprocessable(f"model {model_id} is {model.kind}: only S3T models restore")
+            jobs = restore_jobs(s, model)
+        self.dispatch()
+        return jobs
+
     def accept(self, req: DeletionInput, idempotency_key: str | None = None) -> Accepted:
         """Accept a deletion: erased and cut from serving when this returns."""
         from service.usecases.accept_deletion import accept_deletion

@@ -143,6 +143,8 @@ def _art30(report: dict[str, Any]) -> str:
         + "<h3>How erasure reaches the disk</h3>"
         + f"<p>{_e(tomb['mechanism'])}</p>"
         + f"<p>Erasure deadline: {_e(art['erasure_deadline'])}.</p>"
+        + "<h3>When a request is completed</h3>"
+        + f"<p>{_e(art['completion'])}</p>"
         + f"<p>Audit chain: {_e(chain['events'])} events, head {head} "
         + "(check it with <code>unlearn audit verify</code>).</p>"
     )  # fmt: skip

@@ -59,6 +59,16 @@ MECHANISM = (
     "request completes only after it. `unlearn verify --erasure` searches the files and "
     "database pages the service keeps for the erased texts and destroyed keys."
 )
+COMPLETION = (
+    "A request is completed, and its certificate signed, when its records are erased from "
+    "every artifact the service keeps: records and their data keys in the accepting "
+    "transaction, checkpoints trained on them retired and deleted, activation-cache rows "
+    "purged, and any training that was reading them stopped. That takes seconds and never "
+    "waits for a retrain. Restoring an exact model's served depth afterwards is the model's "
+    "work: the certificate names the retrain jobs its cuts started, each job's audit events "
+    "record its outcome and evidence, and a retrain that fails is an incident on the model "
+    "(its status lists it), never a failed request."
+)
 
 
 def build_report(
@@ -307,6 +317,7 @@ def _art30(session: Session) -> dict[str, Any]:
             "mechanism": MECHANISM,
         },
         "erasure_deadline": "one calendar month after receipt (GDPR Art. 12(3))",
+        "completion": COMPLETION,
         "audit_chain": {
             "events": 0 if head is None else head[0],
             "head": None if head is None else head[1],

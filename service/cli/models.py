@@ -93,3 +93,16 @@ def status(
         dump_views(views)
         return
     print_status(views)
+
+
+def restore(
+    model: Annotated[int, typer.Option(help="the S3T model to bring back to full depth")],
+) -> None:
+    """Queue a retrain for every sequence below full depth that no open job rebuilds (after a
+    failed retrain: a model incident in `unlearn status`). Requests never wait on it."""
+    with user_errors():
+        jobs = open_service().restore(model)
+    if jobs:
+        out.print(f"queued retrain job(s) {', '.join(map(str, jobs))} for model {model}")
+    else:
+        out.print(f"model {model}: every sequence is at full depth or has an open job")

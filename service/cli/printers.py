@@ -102,6 +102,13 @@ def print_status(views: list[S3TStatus | ApproximateStatus]) -> None:
                 f"  job {j.id} {j.kind} {j.state} "
                 f"{j.progress.done}/{j.progress.total} (attempt {j.attempts})"
             )
+        for j in v.failed_jobs if isinstance(v, S3TStatus) else []:
+            where = "" if j.sequence_id is None else f" of sequence {j.sequence_id}"
+            out.print(
+                f"  job {j.id} {j.kind}{where} FAILED after {j.attempts} attempt(s): "
+                f"{j.error or 'no error recorded'} (`unlearn restore --model {v.id}` retries)",
+                soft_wrap=True,
+            )
 
 
 @singledispatch
@@ -123,9 +130,16 @@ def print_s3t(v: S3TStatus) -> None:
             mark = "*" if q.position == sh.served_sequence else " "
             order = "".join(map(str, q.permutation))
             cells.append(f"{mark}{order} depth {q.valid_depth}/{v.n_slices}")
-        served = "dead" if sh.served_depth == 0 else f"depth {sh.served_depth}"
+        served = sh.health if sh.health in ("dead", "empty") else f"depth {sh.served_depth}"
+        if sh.health == "degraded":
+            served += f" of {v.n_slices} (degraded)"
         table.add_row(str(sh.shard), *cells, served)
     out.print(table)
+    dead = [
+        f"{sh.shard}/{q.position}" for sh in v.shards for q in sh.sequences if q.valid_depth == 0
+    ]
+    if dead:
+        out.print(f"  dead sequences (shard/position): {' '.join(dead)}", soft_wrap=True)
 
 
 @print_model.register(ApproximateStatus)

@@ -1,7 +1,11 @@
 """An S3T model's part of a deletion certificate: config and backbone hashes, routing
-versions, the checkpoints the request cut, per cut sequence the checkpoints that replaced
-them, the retrain evidence (the from-scratch check when it ran) and the purge of the erased
-rows from the model's activation caches."""
+versions, the checkpoints the request cut, the purge of the erased rows from the model's
+activation caches, and the model work the cuts started.
+
+A request completes when its records are erased, not when the model is retrained: so the
+certificate states each cut sequence's depth when it was signed and names the retrain job
+that restores it (``model_work``). That job's own audit events (``job.finished`` with its
+evidence, the from-scratch check when it ran, or ``job.failed``) report the outcome."""
 
 from __future__ import annotations
 
@@ -35,8 +39,8 @@ def exact_entry(
         "routing_version_after": model.routing_version,
         "checkpoints_cut": sorted(c.sha256 for c in _retired(s, req) if c.model_id == model.id),
         "sequences": [_replacement(s, model, c) for c in req.cut if int(c["model"]) == model.id],
-        "retrain_evidence": _evidence(s, req, model.id),
         "activation_cache_purge": _cache_purge(s, req, model.id),
+        "model_work": _model_work(s, req, model.id),
     }
 
 
@@ -69,6 +73,7 @@ def _replacement(s: Session, model: ModelRow, cut: Mapping[str, Any]) -> dict[st
         "cut_to_depth": cut["to_depth"],
         "depth_now": seq.valid_depth,
         "replaced_by": [c.sha256 for c in chain[int(cut["to_depth"]) :]],
+        "restored_by_job": cut["job"],
     }
 
 
@@ -100,12 +105,20 @@ def _cache_purge(s: Session, req: DeletionRequestRow, model_id: int) -> list[dic
     ]
 
 
-def _evidence(s: Session, req: DeletionRequestRow, model_id: int) -> list[dict[str, Any]]:
-    out = []
-    for job in _done_jobs(s, req, model_id):
-        if job.kind == JobKind.PURGE:
-            continue
-        item = {"job": job.id, "kind": job.kind, "check": "not_run"}
-        item.update(job.evidence or {})
-        out.append(item)
-    return out
+def _model_work(s: Session, req: DeletionRequestRow, model_id: int) -> list[dict[str, Any]]:
+    """The retrain jobs this request's cuts created, as they stood at signing; each one's
+    outcome is in the audit chain under its id (``job.finished`` / ``job.failed``)."""
+    ids = sorted({int(c["job"]) for c in req.cut if int(c["model"]) == model_id})
+    jobs: list[JobRow] = (
+        list(s.scalars(select(JobRow).where(JobRow.id.in_(ids)).order_by(JobRow.id))) if ids else []
+    )
+    return [
+        {
+            "job": job.id,
+            "kind": job.kind,
+            "from_step": job.from_step,
+            "state_at_signing": job.state,
+            "superseded_by": job.superseded_by,
+        }
+        for job in jobs
+    ]

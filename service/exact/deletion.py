@@ -4,9 +4,12 @@ The pure planner (``sharding.plan_deletion``, the code the property tests cover)
 given the layout of the affected shards, their sequences' valid depths and the erased
 slices, it returns every sequence's new depth, every shard's route and the retrain tasks.
 This module persists that plan: tainted checkpoints retired, depths cut, routes published,
-one retrain job per task (superseding older pending jobs of the sequence, whose requests
-move to the new one), and the ``purge`` job that takes the erased rows out of the shards'
-activation caches at once.
+one retrain job per task (superseding older open jobs of the sequence), and the ``purge``
+job that takes the erased rows out of the shards' activation caches at once.
+
+The request waits only on its erasure (the purge, and a ``train`` job that is reading its
+records): the retrains restore the model's served depth and are the model's work, tracked
+and reported on the model.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import CheckpointRow, DeletionRequestRow, ModelRow, SequenceRow
-from service.jobs.create import link, open_train_job, purge_job, retrain_job
+from service.jobs.create import link, open_train_job, purge_job, retrain_job, running_retrains
 from service.kind import DeletionEffect
 from service.lineage.publish import trained_steps
 from service.lineage.routing import persist_routes, served_depths, shard_sequences
@@ -48,13 +51,18 @@ def cut_model(
         {shard: [q.valid_depth for q in seqs] for shard, seqs in sequences.items()},
         [SliceAddress(shard, sl) for shard, slices in deleted.items() for sl in sorted(slices)],
     )
+    # Retrains running on these shards read the erased records: each is replaced by a new
+    # job from the same step (it stops at its next heartbeat and removes its files; the purge
+    # job waits for that). Retrains the plan asks for supersede them below anyway.
+    for running in running_retrains(session, model.id, deleted):
+        assert running.sequence_id is not None and running.from_step is not None
+        retrain_job(session, model, running.sequence_id, running.from_step)
     for task in plan.retrain:
         seq = sequences[task.shard][task.sequence]
         if not trained_steps(session, seq.id):
             continue  # the train job has not published this shard yet
         before, seq.valid_depth = seq.valid_depth, plan.depths[task.shard][task.sequence]
-        job = retrain_job(session, model, seq.id, task.from_step, request)
-        effect.jobs.add(job)
+        job = retrain_job(session, model, seq.id, task.from_step)
         effect.cuts.append(
             {
                 "model": model.id,

@@ -78,5 +78,20 @@ class ExactKind:
         return {JobKind.TRAIN: run_train, JobKind.RETRAIN: run_retrain, JobKind.PURGE: run_purge}
 
     def on_job_failed(self, s: Session, job: JobRow) -> None:
-        """Nothing: shards a failed train job published may be served, and a deletion must
-        still cut them, so the model keeps its status."""
+        """A model incident: its served depth stays where the job found it (requests do not
+        wait on model work). Shards a failed train job published may be served, and a
+        deletion must still cut them, so the model keeps its status; ``unlearn status`` and
+        the model's status list the failed job until a new one for its sequence succeeds."""
+        from service.audit import log as audit
+
+        audit.append(
+            s,
+            "model.incident",
+            {
+                "model": job.model_id,
+                "job": job.id,
+                "kind": job.kind,
+                "sequence": job.sequence_id,
+                "error": next(iter((job.error or "").strip().splitlines()[-1:]), None),
+            },
+        )

@@ -3,9 +3,10 @@ requests that wait on it. Callers own the transaction (this module only flushes)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -14,10 +15,9 @@ from service.db.tables import (
     DeletionRequestRow,
     JobRow,
     ModelRow,
-    PlacementRow,
-    RecordRow,
+    SequenceRow,
 )
-from service.states import CLOSED_REQUEST_STATES, OPEN_JOB_STATES, JobKind, JobState
+from service.states import OPEN_JOB_STATES, JobKind, JobState
 
 
 def _train_key(model_id: int) -> str:
@@ -114,18 +114,17 @@ def purge_job(session: Session, model: ModelRow, request: DeletionRequestRow) ->
 
 
 def retrain_job(
-    session: Session,
-    model: ModelRow,
-    sequence_id: int,
-    from_step: int,
-    request: DeletionRequestRow | None,
+    session: Session, model: ModelRow, sequence_id: int, from_step: int, *, again: str = ""
 ) -> int:
-    """The idempotent retrain job for (sequence, cut step, erased set); older pending jobs
-    of the sequence are superseded and their requests carried over.
+    """The idempotent retrain job for (sequence, cut step, erased set); older open jobs of
+    the sequence are superseded (a running one stops at its next heartbeat).
 
-    Every erasure in a model bumps its routing version, so the version names the model's
-    erased-record set: the key costs O(1) however many records were erased before."""
-    key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}"
+    Retraining is the model's work: no request waits on it, so superseding moves nothing
+    and the job costs O(1) rows whatever the backlog. Every erasure in a model bumps its
+    routing version, so the version names the model's erased-record set: the key costs O(1)
+    however many records were erased before. ``again`` tells a deliberate new attempt (an
+    operator's restore after a failure) from the job the key would otherwise name."""
+    key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}{again}"
     job = session.scalar(select(JobRow).where(JobRow.key == key))
     if job is None:
         job = JobRow(
@@ -138,48 +137,33 @@ def retrain_job(
         )
         session.add(job)
         session.flush()
-    older = list(
-        session.scalars(
-            select(JobRow).where(
-                JobRow.sequence_id == sequence_id,
-                JobRow.kind == JobKind.RETRAIN,
-                JobRow.state.in_(OPEN_JOB_STATES),
-                JobRow.id != job.id,
-            )
+    session.execute(
+        update(JobRow)
+        .where(
+            JobRow.sequence_id == sequence_id,
+            JobRow.kind == JobKind.RETRAIN,
+            JobRow.state.in_(OPEN_JOB_STATES),
+            JobRow.id != job.id,
         )
+        .values(state=JobState.SUPERSEDED, superseded_by=job.id, finished_at=utcnow())
+        .execution_options(synchronize_session="fetch")
     )
-    for old in older:
-        old.state, old.superseded_by, old.finished_at = JobState.SUPERSEDED, job.id, utcnow()
-        for row in session.scalars(select(DeletionJobRow).where(DeletionJobRow.job_id == old.id)):
-            link(session, row.request_id, job.id)
-    if request is not None:
-        link(session, request.id, job.id)
-    session.flush()
     return job.id
 
 
-def ensure_retrain(
-    session: Session, model: ModelRow, sequence_id: int, from_step: int, shard: int
-) -> int:
-    """A retrain job for a sequence found unclean at publish time, linked to the requests
-    that erased its records (used when deletions arrive while a job trains)."""
-    job_id = retrain_job(session, model, sequence_id, from_step, None)
-    requesters = session.scalars(
-        select(RecordRow.erased_by)
-        .join(PlacementRow, PlacementRow.record_pk == RecordRow.id)
-        .where(
-            and_(
-                PlacementRow.model_id == model.id,
-                PlacementRow.shard == shard,
-                PlacementRow.erased_version.is_not(None),
-                RecordRow.erased_by.is_not(None),
+def running_retrains(session: Session, model_id: int, shards: Iterable[int]) -> list[JobRow]:
+    """The model's retrain jobs running now on ``shards``: each read its shard's records
+    (its last step trains on every slice) from a snapshot taken before this transaction."""
+    return list(
+        session.scalars(
+            select(JobRow)
+            .join(SequenceRow, SequenceRow.id == JobRow.sequence_id)
+            .where(
+                JobRow.model_id == model_id,
+                JobRow.kind == JobKind.RETRAIN,
+                JobRow.state == JobState.RUNNING,
+                SequenceRow.shard.in_(list(shards)),
             )
+            .order_by(JobRow.id)
         )
-        .distinct()
     )
-    for rid in requesters:
-        assert rid is not None
-        state = session.scalar(select(DeletionRequestRow.state).where(DeletionRequestRow.id == rid))
-        if state not in CLOSED_REQUEST_STATES:
-            link(session, rid, job_id)
-    return job_id

@@ -30,8 +30,9 @@ from service.db.tables import (
 from service.erasure import vault
 from service.states import (
     CLOSED_REQUEST_STATES,
-    ERASURE_JOB_KINDS,
     FINAL_JOB_STATES,
+    MODEL_WORK_JOB_KINDS,
+    JobKind,
     JobState,
     RequestState,
 )
@@ -78,8 +79,6 @@ def claim(db: Database, job_id: int, hooks: Hooks, *, lease: dt.timedelta = LEAS
         audit.append(
             s, "job.started", {"job": job.id, "kind": job.kind, "attempt": job.attempts}, at=now
         )
-        if job.kind not in ERASURE_JOB_KINDS:
-            _mark_requests(s, [job.id], RequestState.RETRAINING, now)
         return job.attempts
 
 
@@ -98,12 +97,44 @@ def heartbeat(db: Database, job_id: int, attempt: int, done: int, total: int) ->
         job.progress_done, job.progress_total = done, total
 
 
+def release(db: Database, job_id: int, attempt: int) -> None:
+    """Note that ``attempt``, which lost the job, has stopped and removed its files: a purge
+    waiting for the attempts that read erased records need not wait out their lease."""
+    with db.write() as s:
+        job = s.scalar(select(JobRow).where(JobRow.id == job_id).with_for_update())
+        if job is not None and job.attempts == attempt and job.state in FINAL:
+            job.params = {**(job.params or {}), "released": attempt}
+
+
+def unreleased(s: Session, model_id: int, lease: dt.timedelta) -> list[int]:
+    """The model's superseded retrain jobs whose last attempt may still be running (a
+    heartbeat within ``lease``, no release): each read records erased since it started."""
+    now = utcnow()
+    rows = s.scalars(
+        select(JobRow).where(
+            JobRow.model_id == model_id,
+            JobRow.kind.in_(MODEL_WORK_JOB_KINDS),
+            JobRow.state == JobState.SUPERSEDED,
+            JobRow.heartbeat_at > now - lease,
+        )
+    )
+    return [j.id for j in rows if (j.params or {}).get("released") != j.attempts]
+
+
 def finish(s: Session, job: JobRow, hooks: Hooks) -> None:
     """Mark the (owned) job done and complete the requests that waited only on it."""
     job.state, job.finished_at = JobState.DONE, utcnow()
     job.progress_done = job.progress_total
     s.flush()
-    audit.append(s, "job.finished", {"job": job.id, "kind": job.kind, "attempt": job.attempts})
+    data: dict[str, Any] = {
+        "job": job.id,
+        "kind": job.kind,
+        "model": job.model_id,
+        "attempt": job.attempts,
+    }
+    if job.evidence and job.kind == JobKind.RETRAIN:
+        data["evidence"] = job.evidence  # the from-scratch check: what certificates point to
+    audit.append(s, "job.finished", data)
     settle(s, [job.id], hooks)
 
 
@@ -136,9 +167,11 @@ def fail(db: Database, job_id: int, attempt: int, error: str, hooks: Hooks) -> s
 
 
 def settle(s: Session, job_ids: Iterable[int], hooks: Hooks) -> None:
-    """Requests linked to these jobs become ``completed`` when every job they wait on is
-    done or superseded (its successor is linked too), ``failed`` when one failed. A request
-    in ``needs_review`` waits for an operator (``service.approximate.review``)."""
+    """Requests linked to these jobs become ``completed`` when every erasure job they wait on
+    (a purge, an approximate model's unlearning) is done or superseded and every model-work
+    job they wait on (a training that was reading their records) has stopped, whatever its
+    outcome; ``failed`` only when an erasure job failed for good. A request in
+    ``needs_review`` waits for an operator (``service.approximate.review``)."""
     now = utcnow()
     request_ids = set(
         s.scalars(select(DeletionJobRow.request_id).where(DeletionJobRow.job_id.in_(list(job_ids))))
@@ -148,29 +181,21 @@ def settle(s: Session, job_ids: Iterable[int], hooks: Hooks) -> None:
         assert req is not None
         if req.state in (*CLOSED_REQUEST_STATES, RequestState.NEEDS_REVIEW):
             continue
-        states = list(
-            s.scalars(
-                select(JobRow.state)
+        linked = list(
+            s.execute(
+                select(JobRow.kind, JobRow.state)
                 .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
                 .where(DeletionJobRow.request_id == rid)
             )
         )
-        if JobState.FAILED in states:
+        erasure = [state for kind, state in linked if kind not in MODEL_WORK_JOB_KINDS]
+        if JobState.FAILED in erasure:
             transition(s, req, RequestState.FAILED, now, hooks=hooks)
-        elif all(state in (JobState.DONE, JobState.SUPERSEDED) for state in states):
+        elif all(state in FINAL for _, state in linked) and all(
+            state in (JobState.DONE, JobState.SUPERSEDED) for state in erasure
+        ):
             req.completed_at = now
             transition(s, req, RequestState.COMPLETED, now, hooks=hooks)
-
-
-def _mark_requests(s: Session, job_ids: list[int], state: str, now: dt.datetime) -> None:
-    for req in s.scalars(
-        select(DeletionRequestRow)
-        .join(DeletionJobRow, DeletionJobRow.request_id == DeletionRequestRow.id)
-        .where(
-            DeletionJobRow.job_id.in_(job_ids), DeletionRequestRow.state == RequestState.EFFECTIVE
-        )
-    ):
-        transition(s, req, state, now)
 
 
 def transition(
