@@ -14,6 +14,7 @@ from celery import shared_task
 
 from service.app.broker import celery_send
 from service.core import Service
+from service.jobs.progress import DB_UNREACHABLE
 from service.settings import Settings
 from workers.app import RECONCILE, RUN_JOB
 
@@ -35,8 +36,8 @@ def _run_job(task: Any, job_id: int) -> str:
     svc = worker_service()
     outcome = svc.run_job(job_id)
     # Follow-up retrains created at publish, or this job requeued after a failure, go out now
-    # rather than at the reconciler's next round.
-    svc.dispatch_to(celery_send(task.app))
+    # rather than at the reconciler's next round (which sends them if the broker is down).
+    svc.dispatch()
     return outcome
 
 
@@ -46,5 +47,15 @@ def _reconcile(task: Any, lease_s: float | None = None) -> list[int]:
     return svc.reconcile(celery_send(task.app), lease=lease)
 
 
-run_job_task = shared_task(name=RUN_JOB, bind=True)(_run_job)
+# The database unreachable before the job was claimed (or after it failed, before that was
+# recorded): try again shortly; past the retries the reconciler resends the job.
+run_job_task = shared_task(
+    name=RUN_JOB,
+    bind=True,
+    acks_late=True,
+    autoretry_for=DB_UNREACHABLE,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)(_run_job)
 reconcile_task = shared_task(name=RECONCILE, bind=True)(_reconcile)

@@ -4,17 +4,27 @@ address for failed authentication.
 On the embedded default the counters live in memory (one process); with a broker configured
 they live in Redis, so every API process draws on one budget (``UNLEARN_RATE_LIMIT_STORAGE``
 overrides both). A moving window: a burst at a window's edge cannot double the budget.
+
+A storage outage (Redis down) must not take the API down with it: erasure requests are
+still accepted. While the shared storage fails, each process counts in its own memory (the
+budget is then per process) and logs the outage once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RateLimited(Exception):
@@ -38,6 +48,8 @@ class RateLimits:
     storage: Storage
     per_principal: RateLimitItem
     failures_per_address: RateLimitItem
+    fallback: Storage = field(default_factory=MemoryStorage)
+    _failing: bool = False
 
     @classmethod
     def open(cls, uri: str, per_principal: str, failures: str, prefix: str) -> RateLimits:
@@ -51,14 +63,24 @@ class RateLimits:
             parse_limit(failures, "UNLEARN_AUTH_FAILURE_LIMIT"),
         )
 
-    @property
-    def _limiter(self) -> MovingWindowRateLimiter:
-        return MovingWindowRateLimiter(self.storage)
+    def _use(self, call: Callable[[MovingWindowRateLimiter], T]) -> T:
+        """``call`` on the shared storage, or on this process's memory while it fails."""
+        try:
+            answer = call(MovingWindowRateLimiter(self.storage))
+        except Exception as exc:
+            if not self._failing:
+                log.warning("rate-limit storage failing (%s); counting in memory", exc)
+            self._failing = True
+            return call(MovingWindowRateLimiter(self.fallback))
+        if self._failing:
+            log.warning("rate-limit storage answers again")
+            self._failing = False
+        return answer
 
     def charge(self, principal_ref: str) -> None:
         """One call of a principal; raises :class:`RateLimited` past its budget."""
         item = self.per_principal
-        if not self._limiter.hit(item, "principal", principal_ref):
+        if not self._use(lambda lim: lim.hit(item, "principal", principal_ref)):
             raise RateLimited(
                 f"rate limit of {item} per key exceeded", self._retry_after(item, principal_ref)
             )
@@ -66,7 +88,7 @@ class RateLimits:
     def blocked(self, address: str) -> RateLimited | None:
         """Whether ``address`` has used up its failed-authentication budget."""
         item = self.failures_per_address
-        if self._limiter.test(item, "auth-failure", address):
+        if self._use(lambda lim: lim.test(item, "auth-failure", address)):
             return None
         return RateLimited(
             f"too many failed authentications from this address (limit {item})",
@@ -74,8 +96,8 @@ class RateLimits:
         )
 
     def failed(self, address: str) -> None:
-        self._limiter.hit(self.failures_per_address, "auth-failure", address)
+        self._use(lambda lim: lim.hit(self.failures_per_address, "auth-failure", address))
 
     def _retry_after(self, item: RateLimitItem, ident: str, kind: str = "principal") -> int:
-        stats = self._limiter.get_window_stats(item, kind, ident)
+        stats = self._use(lambda lim: lim.get_window_stats(item, kind, ident))
         return max(1, math.ceil(stats.reset_time - time.time()))

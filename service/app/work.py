@@ -74,11 +74,11 @@ class Work(Writes):
     predictor: Predictor | None
 
     def reconcile(self, send: Send, *, lease: dt.timedelta | None = None) -> list[int]:
-        """Requeue jobs whose worker or message was lost, then dispatch them again."""
-        from service.jobs.lifecycle import LEASE
-        from service.jobs.runner import reconcile
+        """Requeue jobs whose worker or message was lost, then dispatch them again (on the
+        configured lease, ``UNLEARN_JOB_LEASE_S``, unless ``lease`` is given)."""
+        from service.jobs.runner import reconcile_round
 
-        return reconcile(self.db, send, lease=LEASE if lease is None else lease)
+        return reconcile_round(self.db, self.settings, send, lease=lease)
 
     def run_job(self, job_id: int, progress: Progress | None = None) -> str:
         """Claim and run one job: ``done``, ``skipped``, ``lost``, ``queued`` or ``failed``."""

@@ -85,12 +85,14 @@ def worker(
         typer.Option(
             help="Celery queues to consume: gpu (training), erasure (cache purges: give them "
             "a worker of their own in production, so none waits behind a training), default "
-            "(the reconciler)"
+            "(celery beat's reconcile task; every worker also reconciles on its own)"
         ),
     ] = "gpu,erasure,default",
     concurrency: Annotated[int, typer.Option(help="Celery worker processes")] = 1,
 ) -> None:
-    """Run jobs: a Celery worker when CELERY_BROKER_URL is set, else the local worker loop."""
+    """Run jobs: a Celery worker when CELERY_BROKER_URL is set, else the local worker loop.
+    Either one reconciles: jobs of a dead worker are taken over once their lease
+    (UNLEARN_JOB_LEASE_S) runs out, and jobs never sent go out when the broker is back."""
     with user_errors():
         svc = open_service()
         if not svc.settings.embedded:

@@ -1,4 +1,6 @@
-"""Progress of a job, written to its row as a heartbeat (at most every few seconds)."""
+"""Progress of a job, written to its row as a heartbeat (at most every ``INTERVAL_S``, from
+the training loop's per-batch advance), well within the lease (``UNLEARN_JOB_LEASE_S``)
+after which the reconciler takes a silent job for dead."""
 
 from __future__ import annotations
 
@@ -8,12 +10,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.exc import InterfaceError, OperationalError
+
 from models.progress import NULL_PROGRESS, Advance, Progress
 from service.db.engine import Database
 from service.jobs.lifecycle import heartbeat
 
 log = logging.getLogger(__name__)
 INTERVAL_S = 5.0
+# The database is unreachable (restarting, failing over): a beat is skipped, not the job. If
+# it stays away past the lease another attempt takes over, and this one's publish (an owned
+# read) fails with ``LostJob``.
+DB_UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class JobProgress:
@@ -31,7 +39,10 @@ class JobProgress:
         now = time.monotonic()
         if force or now - self._last >= INTERVAL_S:
             self._last = now
-            heartbeat(self.db, self.job_id, self.attempt, self.done, self.total)
+            try:
+                heartbeat(self.db, self.job_id, self.attempt, self.done, self.total)
+            except DB_UNREACHABLE:
+                log.warning("job %s: heartbeat skipped, database unreachable", self.job_id)
 
     @contextmanager
     def task(self, description: str, total: int) -> Iterator[Advance]:
@@ -48,7 +59,7 @@ class JobProgress:
 
 
 @contextmanager
-def beating(tracker: JobProgress, every_s: float = 20.0) -> Iterator[None]:
+def beating(tracker: JobProgress, every_s: float = 2 * INTERVAL_S) -> Iterator[None]:
     """Keep the heartbeat going through work that reports no progress (a family's own
     training loop), so the reconciler does not take a live job for a dead one."""
     stop = threading.Event()

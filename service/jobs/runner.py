@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from functools import partial
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.progress import NULL_PROGRESS, Progress
@@ -25,8 +25,9 @@ from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow
 from service.erasure.scrub import scrub
 from service.jobs.attempt import Attempt
 from service.jobs.hooks import HOOKS
-from service.jobs.lifecycle import LEASE, LostJob, claim, fail
+from service.jobs.lifecycle import LEASE, LostJob, claim, fail, release
 from service.jobs.queues import ERASURE_QUEUE, GPU_QUEUE, queue_of
+from service.jobs.resume import discard_final_steps
 from service.kinds import job_runners
 from service.settings import Settings
 from service.states import JobKind, JobState
@@ -41,7 +42,7 @@ def run_job(
 ) -> str:
     """Claim and run one job; returns ``done``, ``skipped``, ``lost``, ``queued`` (will be
     retried) or ``failed``."""
-    attempt = claim(db, job_id, HOOKS)
+    attempt = claim(db, job_id, HOOKS, lease=settings.job_lease)
     if attempt is None:
         return "skipped"
     with db.read() as s:
@@ -53,6 +54,7 @@ def run_job(
         outcome: str = JobState.DONE
     except LostJob:
         log.info("job %s attempt %s lost ownership; its work is discarded", job_id, attempt)
+        release(db, job_id, attempt)
         return "lost"
     except Exception:
         log.exception("job %s attempt %s failed", job_id, attempt)
@@ -121,23 +123,65 @@ def dispatch_pending(db: Database, send: Send) -> list[int]:
 
 
 def reconcile(
-    db: Database, send: Send, *, lease: dt.timedelta = LEASE, resend_after: dt.timedelta = LEASE
+    db: Database,
+    send: Send,
+    *,
+    lease: dt.timedelta = LEASE,
+    resend_after: dt.timedelta = LEASE,
+    busy_resend_after: dt.timedelta | None = None,
 ) -> list[int]:
-    """Requeue running jobs whose heartbeat stopped and queued jobs whose message seems lost,
-    then dispatch them again."""
+    """Requeue running jobs whose heartbeat stopped ``lease`` ago and queued jobs whose
+    message seems lost, then dispatch them again.
+
+    A queued job's message seems lost ``resend_after`` after it was sent, or, while a job of
+    its queue is running live (it most likely waits behind that one: a ``-c 1`` GPU worker
+    holds one message at a time), ``busy_resend_after`` (default ten times
+    ``resend_after``). Resending is harmless (a second message finds the job claimed or
+    done), so this only bounds the duplicates a long training piles up."""
+    busy_after = 10 * resend_after if busy_resend_after is None else busy_resend_after
     now = utcnow()
     with db.write() as s:
         s.execute(
             update(JobRow)
-            .where(
-                or_(
-                    (JobRow.state == JobState.RUNNING) & (JobRow.heartbeat_at < now - lease),
-                    (JobRow.state == JobState.QUEUED) & (JobRow.enqueued_at < now - resend_after),
-                )
-            )
+            .where(JobRow.state == JobState.RUNNING, JobRow.heartbeat_at < now - lease)
             .values(state=JobState.QUEUED, enqueued_at=None)
         )
+        live = s.scalars(
+            select(JobRow.kind).where(
+                JobRow.state == JobState.RUNNING, JobRow.heartbeat_at >= now - lease
+            )
+        )
+        busy = {queue_of(kind) for kind in live}
+        waiting = s.execute(
+            select(JobRow.id, JobRow.kind, JobRow.enqueued_at).where(
+                JobRow.state == JobState.QUEUED, JobRow.enqueued_at < now - resend_after
+            )
+        )
+        lost = [
+            job_id
+            for job_id, kind, sent in waiting
+            if queue_of(kind) not in busy or (sent is not None and sent < now - busy_after)
+        ]
+        if lost:
+            s.execute(update(JobRow).where(JobRow.id.in_(lost)).values(enqueued_at=None))
     return dispatch_pending(db, send)
+
+
+def reconcile_round(
+    db: Database, settings: Settings, send: Send, *, lease: dt.timedelta | None = None
+) -> list[int]:
+    """One round of every worker's reconciler, on the configured lease
+    (``UNLEARN_JOB_LEASE_S``): recorded steps of final jobs are removed
+    (``service.jobs.resume``), then lost jobs are requeued and sent. Returns the ids sent."""
+    discard_final_steps(db, partial(_delete_checkpoint, settings))
+    lease = settings.job_lease if lease is None else lease
+    return reconcile(db, send, lease=lease, resend_after=lease)
+
+
+def _delete_checkpoint(settings: Settings, sha: str) -> None:
+    from models.checkpoints import LocalCheckpointStore  # torch: only when there is a file
+
+    LocalCheckpointStore(settings.checkpoints_dir).delete(sha)
 
 
 class LocalWorker:
@@ -168,8 +212,9 @@ class LocalWorker:
         self._wake[queue_of(kind)].set()
 
     def run_once(self, queue: str | None = None) -> bool:
-        """Run the oldest runnable job (of ``queue``'s kinds), if any."""
-        reconcile(self.db, self.send)
+        """Run the oldest runnable job (of ``queue``'s kinds), if any, after a round of the
+        reconciler (a job of a killed process is taken over once its lease runs out)."""
+        reconcile_round(self.db, self.settings, self.send)
         return run_next(self.db, self.settings, partial(next_queued, queue=queue)) is not None
 
     def drain(self) -> None:

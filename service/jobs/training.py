@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
-
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from models.adapters import AdaptedEncoder
 from models.cache import ActivationCache
@@ -18,20 +16,28 @@ from models.checkpoints import (
     CheckpointManifest,
     CheckpointStore,
     LocalCheckpointStore,
-    Tensors,
 )
 from models.config import TrainConfig
 from models.progress import Progress
-from models.s3t import S3TTrainer, ShardData, retrain_sequence, train_shard
+from models.s3t import S3TTrainer, ShardData, train_shard
 from models.training import RowSource
 from service.audit import log as audit
 from service.db.engine import Database
-from service.db.tables import CheckpointRow, JobRow, ModelRow, SequenceRow
+from service.db.tables import JobRow, ModelRow, SequenceRow
 from service.jobs.attempt import Attempt
-from service.jobs.create import ensure_retrain
+from service.jobs.create import retrain_job
 from service.jobs.evaluate import evaluate_served
 from service.jobs.files import discarding_unused
-from service.jobs.progress import JobProgress
+from service.jobs.progress import DB_UNREACHABLE, JobProgress
+from service.jobs.resume import (
+    RecordingStore,
+    kept,
+    note_resumed,
+    record_step,
+    recorded,
+    resumable,
+    without_steps,
+)
 from service.jobs.shards import (
     ShardSnapshot,
     cache_dir,
@@ -44,47 +50,16 @@ from service.jobs.shards import (
 from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
 from service.lineage.routing import refresh_routing, served_depths, shard_sequences
-from service.states import CheckpointState, ModelState
+from service.states import ModelState
 
 log = logging.getLogger(__name__)
 
 
-class RecordingStore:
-    """A checkpoint store that remembers what this job wrote, so the files of a job that
-    lost its claim (or checkpoints tainted on arrival) can be removed."""
-
-    def __init__(self, inner: LocalCheckpointStore) -> None:
-        self.inner = inner
-        self.written: set[str] = set()
-
-    def put(self, tensors: Tensors, manifest: CheckpointManifest) -> str:
-        sha = self.inner.put(tensors, manifest)
-        self.written.add(sha)
-        return sha
-
-    def get(self, sha256: str) -> tuple[Tensors, CheckpointManifest]:
-        return self.inner.get(sha256)
-
-    def exists(self, sha256: str) -> bool:
-        return self.inner.exists(sha256)
-
-    def delete(self, sha256: str) -> None:
-        self.inner.delete(sha256)
-
-
-def _live(s: Session, shas: list[str]) -> set[str]:
-    """The checkpoints among ``shas`` that a live checkpoint row publishes."""
-    rows = s.scalars(
-        select(CheckpointRow.sha256).where(
-            CheckpointRow.sha256.in_(shas), CheckpointRow.state == CheckpointState.LIVE
-        )
-    )
-    return set(rows)
-
-
 def _cleaning(db: Database, store: RecordingStore) -> AbstractContextManager[None]:
-    """Whatever happens (published, lost, failed), leave no file of erased lineage behind."""
-    return discarding_unused(db, lambda: store.written, _live, store.inner.delete)
+    """Whatever happens (published, lost, failed), leave no file of erased lineage behind:
+    only what a live checkpoint publishes, or what a job that may still run recorded for
+    its next attempt (``service.jobs.resume``), stays."""
+    return discarding_unused(db, lambda: store.written, kept, store.inner.delete)
 
 
 def _with_manifests(
@@ -141,9 +116,10 @@ def _publish(
         )
         if done:
             job.evidence = evidence
+            job.params = without_steps(job.params)  # published: nothing left to resume
             ctx.finish(s, job)
         for seq, depth in followups:
-            ensure_retrain(s, model, seq.id, depth + 1, seq.shard)
+            retrain_job(s, model, seq.id, depth + 1)
 
 
 def _cache(
@@ -227,6 +203,19 @@ def _train_shards(
         ctx.finish(s, job)
 
 
+def _recorder(ctx: Attempt) -> Callable[[CheckpointManifest, str], None]:
+    """Record each finished step on the job row, for a later attempt to resume from. The
+    row is only a shortcut: an unreachable database loses the note, not the step."""
+
+    def record(manifest: CheckpointManifest, sha: str) -> None:
+        try:
+            record_step(ctx.db, ctx.job_id, ctx.number, manifest, sha)
+        except DB_UNREACHABLE:
+            log.warning("job %s: could not record step %s", ctx.job_id, manifest.step)
+
+    return record
+
+
 def run_retrain(ctx: Attempt) -> None:
     db, settings = ctx.db, ctx.settings
     with db.snapshot() as s:
@@ -240,19 +229,28 @@ def run_retrain(ctx: Attempt) -> None:
         restored = tuple(c.sha256 for c in sequence_chain(s, seq, from_step - 1))
         snap = read_shard(s, model_id, seq.shard, config.n_slices)
         perm = tuple(seq.permutation)
+        steps = recorded(job.params)
     encoder = make_encoder(config)
-    store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir))
+    store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir), on_put=_recorder(ctx))
     tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     with _cleaning(db, store):
         cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
-        chain = retrain_sequence(
-            S3TTrainer(encoder, config, store),
-            snap.data,
-            cache,
-            perm,
+        resumed = resumable(
+            store,
+            steps,
             restored,
-            from_step=from_step,
-            progress=tracker,
+            sequence=perm,
+            examples=snap.data.examples,
+            shard=snap.data.shard,
+            config_hash=config.config_hash(),
+            backbone_sha256=encoder.backbone.weights_sha256,
+        )
+        if len(resumed) > len(restored):
+            store.written.update(resumed[len(restored) :])  # ours to publish or remove now
+            note_resumed(db, ctx.job_id, ctx.number, range(len(restored) + 1, len(resumed) + 1))
+            log.info("job %s resumes after step %s", ctx.job_id, len(resumed))
+        chain = S3TTrainer(encoder, config, store).train_sequence(
+            snap.data, cache, perm, restored=resumed, progress=tracker
         )
         evidence = None
         if settings.check_retrain:

@@ -193,6 +193,30 @@ def depths(service: Service) -> dict[int, int]:
         return {r.shard: r.depth for r in s.scalars(select(RoutingRow))}
 
 
+def wait_erased_then_rebuilt(
+    service: Service, public_id: str, workers: Workers, proc: subprocess.Popen[bytes]
+) -> None:
+    """The request completes first (its erasure); the model's retrains finish after."""
+    wait_until(
+        "the deletion to complete",
+        lambda: request_state(service, public_id) == "completed",
+        service,
+        workers,
+        proc,
+    )
+    wait_until("the retrains to finish", lambda: full_depth(service), service, workers, proc)
+
+
+def full_depth(service: Service) -> bool:
+    """The model's retrains (not the request's erasure) are done: no job is open and every
+    shard serves full depth again."""
+    with service.db.read() as s:
+        open_jobs = s.scalars(select(JobRow.id).where(JobRow.state.in_(("queued", "running"))))
+        if list(open_jobs):
+            return False
+    return set(depths(service).values()) == {3}
+
+
 def test_worker_trains_then_retrains_a_deletion_to_from_scratch_bytes(
     service: Service, app: Any, workers: Workers
 ) -> None:
@@ -227,13 +251,7 @@ def test_worker_trains_then_retrains_a_deletion_to_from_scratch_bytes(
     assert len(purges) == 1
     assert all(routed[0][c["shard"]] < 3 for c in view["cut"])
 
-    wait_until(
-        "the deletion to complete",
-        lambda: request_state(service, view["id"]) == "completed",
-        service,
-        workers,
-        proc,
-    )
+    wait_erased_then_rebuilt(service, view["id"], workers, proc)
     assert set(depths(service).values()) == {3}
     with service.db.read() as s:
         report = verify(s, service.store)
@@ -288,13 +306,7 @@ def test_a_killed_worker_retrain_is_taken_over_and_published_once(
     time.sleep(1.5)  # past the 1 s lease the reconciler is given below
     second = workers.start()
     app.send_task(RECONCILE, kwargs={"lease_s": 1.0}, queue=DEFAULT_QUEUE)
-    wait_until(
-        "the deletion to complete",
-        lambda: request_state(service, view["id"]) == "completed",
-        service,
-        workers,
-        second,
-    )
+    wait_erased_then_rebuilt(service, view["id"], workers, second)
     with service.db.read() as s:
         job = s.get(JobRow, killed)
         assert job is not None and (job.state, job.attempts) == ("done", 2)
@@ -374,13 +386,7 @@ def test_http_flow_with_a_celery_worker(
                 assert verify(s, service.store).ok
             conn.rollback()
         blocker.dispose()
-        wait_until(
-            "the deletion to complete",
-            lambda: request_state(service, r.json()["id"]) == "completed",
-            service,
-            workers,
-            proc,
-        )
+        wait_erased_then_rebuilt(service, r.json()["id"], workers, proc)
         after = client.post(f"/v1/models/{model_id}/predict", json=texts).json()
         assert [rt["depth"] for rt in after["routes"]] == [3, 3]
     with service.db.read() as s:
