@@ -23,6 +23,7 @@ from service.access.errors import Forbidden, Unauthenticated
 from service.access.principal import Principal
 from service.access.ratelimit import RateLimits
 from service.access.scopes import Scope
+from service.api.contract import AUTH, problems
 from service.core import Service
 from service.lineage.errors import NotFound
 
@@ -33,17 +34,7 @@ bearer = HTTPBearer(
     "returns, which reads only that request and its certificate.",
     auto_error=False,
 )
-RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {
-        "description": "no, a malformed, unknown, expired or revoked token (problem+json, "
-        "with WWW-Authenticate)"
-    },
-    403: {"description": "the key lacks this route's scope (problem+json)"},
-    429: {
-        "description": "over the key's rate limit, or too many failed authentications from "
-        "this address (problem+json, with Retry-After)"
-    },
-}
+RESPONSES = problems(*AUTH)  # every authenticated route's
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 

@@ -9,18 +9,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.data import DataError
 from service.access.errors import Unauthenticated
 from service.access.ratelimit import RateLimited
+from service.api.contract import PROBLEM
 from service.lineage.deletion import NoMatch
-from service.lineage.errors import LineageError
+from service.lineage.errors import LineageError, Unavailable
 from service.states import RequestState
 
 log = logging.getLogger(__name__)
-PROBLEM = "application/problem+json"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def problem(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -56,6 +59,14 @@ def install(app: FastAPI) -> None:
             404, str(exc), state=RequestState.COMPLETED, reason="no_match", not_found=exc.not_found
         )
 
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable) -> JSONResponse:
+        # The estimate reads the job queue: off the event loop.
+        seconds = await run_in_threadpool(_retry_after, request)
+        response = problem(503, str(exc), retry_after=seconds)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
     @app.exception_handler(LineageError)
     async def _lineage(request: Request, exc: LineageError) -> JSONResponse:
         return problem(exc.status, str(exc))
@@ -76,12 +87,44 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail))
+        response = problem(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed(request)
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(500, "internal error; it has been logged")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route of this path takes (Starlette names only the first matching
+    route's, and GET and POST of one path are two routes)."""
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    )
+
+
+def _retry_after(request: Request) -> int:
+    """Seconds until a model in the path can serve again (its queue's estimate), else the
+    default wait."""
+    from service.app.eta import DEFAULT_S, retry_after
+
+    model_id = request.path_params.get("model_id")
+    if not isinstance(model_id, int):
+        return DEFAULT_S
+    try:
+        return retry_after(request.app.state.service.db, model_id)
+    except Exception:  # an estimate never turns a 503 into a 500; the log says why
+        log.exception("cannot estimate Retry-After for model %s", model_id)
+        return DEFAULT_S
 
 
 class BodyLimit:
@@ -107,7 +150,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         try:
@@ -116,12 +159,20 @@ class BodyLimit:
             await _send_413(send, self.max_bytes)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """Raised from ``receive``; an HTTPException, so FastAPI's body parsing re-raises it
+    (anything else there becomes its generic 400) and the handler above answers 413."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, _too_large(max_bytes))
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the request body exceeds {max_bytes} bytes"
 
 
 async def _send_413(send: Send, max_bytes: int) -> None:
-    response = problem(413, f"the request body exceeds {max_bytes} bytes")
+    response = problem(413, _too_large(max_bytes))
     await send(
         {
             "type": "http.response.start",

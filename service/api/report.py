@@ -7,13 +7,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import WithJsonSchema
 
 from service.access.scopes import Scope
 from service.api.auth import RESPONSES, Scoped
+from service.api.contract import problems
+from service.api.schemas import utc
 from service.core import Service
 from service.lineage.errors import LineageError
 
 router = APIRouter(prefix="/v1", responses=RESPONSES)
+# Parsed here, so a malformed bound is a 400 naming it; the document says what parses.
+ISO = WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+)
 
 
 def _bound(text: str | None, name: str) -> dt.datetime | None:
@@ -24,7 +31,7 @@ def _bound(text: str | None, name: str) -> dt.datetime | None:
         at = dt.datetime.fromisoformat(text)
     except ValueError as exc:
         raise LineageError(f"{name} must be an ISO 8601 date or datetime, got {text!r}") from exc
-    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
+    return utc(at)
 
 
 @router.get(
@@ -37,17 +44,25 @@ def _bound(text: str | None, name: str) -> dt.datetime | None:
                 "application/json": {"schema": {"type": "object", "title": "AuditReport"}},
                 "text/html": {"schema": {"type": "string"}},
             },
-        }
+        },
+        **problems(
+            400,
+            422,
+            s400="``from`` or ``to`` is not an ISO date or datetime, or the window is empty",
+        ),
     },
 )
 def audit_report(
     svc: Annotated[Service, Scoped(Scope.AUDIT_READ)],
     start: Annotated[
         str | None,
+        ISO,
         Query(alias="from", description="requests received at or after (ISO date/datetime)"),
     ] = None,
     end: Annotated[
-        str | None, Query(alias="to", description="requests received before (ISO date/datetime)")
+        str | None,
+        ISO,
+        Query(alias="to", description="requests received before (ISO date/datetime)"),
     ] = None,
     format: Annotated[str, Query(pattern="^(html|json)$")] = "json",
 ) -> JSONResponse | HTMLResponse:

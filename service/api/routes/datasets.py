@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from pydantic.json_schema import SkipJsonSchema
+from starlette.concurrency import run_in_threadpool
 
 from service.access.scopes import Scope
 from service.api.auth import Scoped
+from service.api.contract import BODY, problems
+from service.app.upload import import_upload
 from service.core import Service
 from service.lineage.errors import Unprocessable
 from service.views import DatasetSummary
@@ -15,22 +19,37 @@ from service.views import DatasetSummary
 router = APIRouter()
 
 
-@router.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=DatasetSummary)
+@router.post(
+    "/datasets",
+    status_code=status.HTTP_201_CREATED,
+    response_model=DatasetSummary,
+    responses=problems(
+        *BODY,
+        409,
+        s409="a dataset of that name exists",
+        s422="the form does not validate, a row is invalid (``line`` and ``column`` say "
+        "where), or the file is over UNLEARN_MAX_UPLOAD_BYTES",
+    ),
+)
 async def create_dataset(
     svc: Annotated[Service, Scoped(Scope.DATASETS_WRITE)],
     response: Response,
     name: Annotated[str, Form(min_length=1, max_length=200, pattern=r"^[\w.-]+$")],
     file: Annotated[UploadFile, File(description="CSV or JSON Lines")],
-    format: Annotated[str | None, Form(pattern="^(csv|jsonl)$")] = None,
+    format: Annotated[
+        Literal["csv", "jsonl"] | SkipJsonSchema[None],
+        Form(description="else told by the file's name"),
+    ] = None,
 ) -> DatasetSummary:
-    """Import a dataset: every row valid, or nothing stored (the error names the line)."""
-    from models.data import import_bytes
+    """Import a dataset: every row valid, or nothing stored (the error names the line).
 
+    The multipart parser has already spooled the file to disk; the import runs in a worker
+    thread, and a large one in a child process (``service.app.upload``), so an upload never
+    holds up the event loop: ``/livez`` and every other request keep answering."""
     fmt = format or _format_from_name(file.filename)
-    data = await file.read()
-    svc.check_upload(len(data))
-    dataset = import_bytes(data, fmt=fmt, name=name, source=file.filename or "upload")
-    summary = svc.import_dataset(name, dataset)
+    summary = await run_in_threadpool(
+        import_upload, svc, name, file.file, fmt=fmt, source=file.filename or "upload"
+    )
     response.headers["Location"] = f"/v1/datasets/{name}"
     return summary
 
@@ -44,6 +63,6 @@ def _format_from_name(filename: str | None) -> str:
     raise Unprocessable("cannot tell the format from the file name: send format=csv|jsonl")
 
 
-@router.get("/datasets/{name}", response_model=DatasetSummary)
+@router.get("/datasets/{name}", response_model=DatasetSummary, responses=problems(404, 422))
 def read_dataset(svc: Annotated[Service, Scoped(Scope.DATASETS_READ)], name: str) -> DatasetSummary:
     return svc.dataset(name)

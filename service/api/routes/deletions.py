@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import base64
+import binascii
 import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from service.access.scopes import Scope
 from service.api.auth import Scoped
-from service.api.schemas import DeletionCreate, ResolveRequest
+from service.api.contract import BODY, problems
+from service.api.schemas import MAX_INT, DeletionCreate, Instant, ResolveRequest
 from service.core import Service
 from service.lineage.deletion import DeletionInput
-from service.lineage.errors import LineageError
+from service.lineage.errors import NotFound
 from service.states import REQUEST_STATES
 from service.views import RequestPage, RequestView
 
 router = APIRouter()
 KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+ID = re.compile(r"[0-9]{1,19}")
+READ = problems(404, 422, s404="no such request (or another request's status token)")
 
 
 @router.post(
@@ -26,17 +32,25 @@ KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
     status_code=status.HTTP_202_ACCEPTED,
     response_model=RequestView,
     response_model_exclude_unset=True,
+    responses=problems(
+        *BODY,
+        404,
+        409,
+        s404="no record matches (``reason`` no_match: nothing to erase, already complete)",
+        s409="a request with this Idempotency-Key is still in flight",
+    ),
 )
 def create_deletion(
     svc: Annotated[Service, Scoped(Scope.DELETIONS_CREATE)],
     response: Response,
     body: DeletionCreate,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    idempotency_key: Annotated[
+        Annotated[str, StringConstraints(pattern=KEY.pattern)] | SkipJsonSchema[None],
+        Header(description="1-200 visible ASCII characters"),
+    ] = None,
 ) -> RequestView:
     """Erase a subject's or some records' data: effective when this answers (``202``).
     The answer carries the data subject's ``status_token`` (shown once)."""
-    if idempotency_key is not None and not KEY.match(idempotency_key):
-        raise LineageError("Idempotency-Key must be 1-200 visible ASCII characters")
     req = DeletionInput(
         subject_id=body.subject_id,
         record_ids=None if body.record_ids is None else tuple(body.record_ids),
@@ -53,7 +67,12 @@ def create_deletion(
     return view.model_copy(update={"status_token": accepted.status_token})
 
 
-@router.get("/deletions/{public_id}", response_model=RequestView, response_model_exclude_unset=True)
+@router.get(
+    "/deletions/{public_id}",
+    response_model=RequestView,
+    response_model_exclude_unset=True,
+    responses=READ,
+)
 def read_deletion(
     svc: Annotated[Service, Scoped(Scope.DELETIONS_READ, status_token=True)], public_id: str
 ) -> RequestView:
@@ -62,7 +81,10 @@ def read_deletion(
 
 
 @router.post(
-    "/deletions/{public_id}/resolve", response_model=RequestView, response_model_exclude_unset=True
+    "/deletions/{public_id}/resolve",
+    response_model=RequestView,
+    response_model_exclude_unset=True,
+    responses=problems(*BODY, 404, 409, s409="the request is not in needs_review"),
 )
 def resolve_deletion(
     svc: Annotated[Service, Scoped(Scope.DELETIONS_RESOLVE)], public_id: str, body: ResolveRequest
@@ -81,8 +103,7 @@ def resolve_deletion(
             "description": "The signed certificate, byte for byte as issued (canonical JSON); "
             "verify it offline with `unlearn certificate verify FILE --public-key KEY`.",
         },
-        404: {"description": "no such request"},
-        409: {"description": "the request has not completed yet"},
+        **problems(404, 422, 409, s409="the request has not completed yet"),
     },
 )
 def read_certificate(
@@ -93,16 +114,23 @@ def read_certificate(
     return Response(document.encode("utf-8"), media_type="application/json")
 
 
-@router.get("/deletions", response_model=RequestPage, response_model_exclude_unset=True)
+@router.get(
+    "/deletions",
+    response_model=RequestPage,
+    response_model_exclude_unset=True,
+    responses=problems(404, 422, s404="the cursor is not one this list gave"),
+)
 def list_deletions(
     svc: Annotated[Service, Scoped(Scope.DELETIONS_READ)],
     state: Annotated[str | None, Query(pattern="^(" + "|".join(REQUEST_STATES) + ")$")] = None,
-    received_after: dt.datetime | None = None,
-    received_before: dt.datetime | None = None,
+    received_after: Instant | None = None,
+    received_before: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(pattern="^[A-Za-z0-9_-]{1,64}$")] = None,
 ) -> RequestPage:
     """Newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    if cursor is not None:
+        _check_cursor(cursor)
     return svc.requests(
         state=state,
         received_after=received_after,
@@ -110,3 +138,16 @@ def list_deletions(
         limit=limit,
         cursor=cursor,
     )
+
+
+def _check_cursor(cursor: str) -> None:
+    """A cursor this service issued names a row id (``d:<id>``, base64url). Any other
+    well-formed one names no page (404), so the service's own decoding never fails on it
+    and an id past 64 bits never reaches the driver."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError):
+        raw = ""
+    kind, _, value = raw.partition(":")
+    if kind != "d" or not ID.fullmatch(value) or int(value) > MAX_INT:
+        raise NotFound("no page at this cursor: pass back a next_cursor this list gave")

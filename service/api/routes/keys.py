@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from service.access.scopes import Scope
 from service.api.auth import Scoped
+from service.api.contract import BODY, problems
 from service.api.schemas import KeyCreate
 from service.core import Service
 from service.views import KeyView, NewKeyView
@@ -17,7 +18,12 @@ router = APIRouter()
 Admin = Annotated[Service, Scoped(Scope.KEYS_ADMIN)]
 
 
-@router.post("/keys", status_code=status.HTTP_201_CREATED, response_model=NewKeyView)
+@router.post(
+    "/keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NewKeyView,
+    responses=problems(*BODY),
+)
 def create_key(svc: Admin, response: Response, body: KeyCreate) -> NewKeyView:
     """A new key from a role and/or scopes (a key grants only scopes it holds itself). The
     token is in this answer only; the service keeps its hash."""
@@ -29,12 +35,12 @@ def create_key(svc: Admin, response: Response, body: KeyCreate) -> NewKeyView:
     return created
 
 
-@router.get("/keys", response_model=list[KeyView])
+@router.get("/keys", response_model=list[KeyView], responses=problems(422))
 def list_keys(svc: Admin, include_revoked: Annotated[bool, Query()] = False) -> list[KeyView]:
     return svc.api_keys(include_revoked=include_revoked)
 
 
-@router.delete("/keys/{key_id}", response_model=KeyView)
+@router.delete("/keys/{key_id}", response_model=KeyView, responses=problems(404, 422))
 def revoke_key(svc: Admin, key_id: str) -> KeyView:
     """Refused from the next call on, in every API process."""
     return svc.revoke_key(key_id)

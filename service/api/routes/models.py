@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response, status
 
 from service.access.scopes import Scope
 from service.api.auth import Scoped
-from service.api.schemas import ApproximateModelCreate, ModelCreate, PredictRequest
+from service.api.contract import BODY, problems
+from service.api.schemas import ApproximateModelCreate, ModelCreate, ModelId, PredictRequest
 from service.core import Service
 from service.lineage.errors import Unprocessable
 from service.views import ModelStatus, Prediction
@@ -16,7 +17,15 @@ from service.views import ModelStatus, Prediction
 router = APIRouter()
 
 
-@router.post("/models", status_code=status.HTTP_202_ACCEPTED, response_model=ModelStatus)
+CREATE = problems(*BODY, 404, s403="the key lacks the scope, or has registered its cap of models")
+
+
+@router.post(
+    "/models",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ModelStatus,
+    responses=CREATE,
+)
 def create_model(
     svc: Annotated[Service, Scoped(Scope.MODELS_WRITE)], response: Response, body: ModelCreate
 ) -> ModelStatus:
@@ -45,7 +54,10 @@ def create_model(
 
 
 @router.post(
-    "/models/approximate", status_code=status.HTTP_202_ACCEPTED, response_model=ModelStatus
+    "/models/approximate",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ModelStatus,
+    responses=CREATE,
 )
 def create_approximate_model(
     svc: Annotated[Service, Scoped(Scope.MODELS_WRITE)],
@@ -62,15 +74,28 @@ def create_approximate_model(
     return svc.model_status(model_id)
 
 
-@router.get("/models/{model_id}", response_model=ModelStatus)
-def read_model(svc: Annotated[Service, Scoped(Scope.MODELS_READ)], model_id: int) -> ModelStatus:
+@router.get("/models/{model_id:int}", response_model=ModelStatus, responses=problems(404, 422))
+def read_model(
+    svc: Annotated[Service, Scoped(Scope.MODELS_READ)], model_id: ModelId
+) -> ModelStatus:
     return svc.model_status(model_id)
 
 
 @router.post(
-    "/models/{model_id}/predict", response_model=Prediction, response_model_exclude_unset=True
+    "/models/{model_id:int}/predict",
+    response_model=Prediction,
+    response_model_exclude_unset=True,
+    responses=problems(
+        *BODY,
+        404,
+        409,
+        503,
+        s409="the model has not finished its first training",
+        s503="the model serves nothing now (every shard retraining): Retry-After estimates "
+        "from its job queue when it serves again",
+    ),
 )
 def predict(
-    svc: Annotated[Service, Scoped(Scope.PREDICT)], model_id: int, body: PredictRequest
+    svc: Annotated[Service, Scoped(Scope.PREDICT)], model_id: ModelId, body: PredictRequest
 ) -> Prediction:
     return svc.predict(model_id, body.inputs)

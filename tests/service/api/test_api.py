@@ -116,7 +116,7 @@ def test_bad_input_is_problem_json_and_changes_nothing(
             "post",
             "/v1/deletions",
             {"json": {"subject_id": "subject-2"}, "headers": {"Idempotency-Key": "bad key"}},
-            400,
+            422,
         ),
         ("post", "/v1/deletions", {"json": {"subject_id": "subject-2", "extra": 1}}, 422),
         (
@@ -129,7 +129,8 @@ def test_bad_input_is_problem_json_and_changes_nothing(
         ("post", f"/v1/models/{model_id}/predict", {"json": {"inputs": ["  "]}}, 422),
         ("post", "/v1/models", {"json": {**MODEL, "dataset": "missing"}}, 404),
         ("get", "/v1/deletions/not-a-request", {}, 404),
-        ("get", "/v1/deletions?cursor=%%%", {}, 400),
+        ("get", "/v1/deletions?cursor=%%%", {}, 422),
+        ("get", "/v1/deletions?cursor=bm90LWEtY3Vyc29y", {}, 404),
     ]
     for method, url, kw, expected in cases:
         r = getattr(client, method)(url, **kw)
