@@ -16,6 +16,8 @@ from service.states import OPEN_JOB_STATES, JobKind
 def restore_jobs(session: Session, model: ModelRow) -> list[int]:
     """New retrain jobs for the (locked) model's sequences below full depth that no open job
     rebuilds; returns their ids (empty when nothing is missing)."""
+    if "n_slices" not in model.config:  # no sequences: nothing to restore
+        return []
     n_slices = int(model.config["n_slices"])
     latest: dict[int | None, tuple[int, str]] = {}
     for job_id, seq_id, state in session.execute(

@@ -171,3 +171,10 @@ def test_misfits_are_refused_clearly(images: Service, client: TestClient) -> Non
         assert r.status_code == 422 and needle in r.text, (extra, r.text)
     missing = client.post("/v1/deletions/nope/resolve", json={"action": "accept"})
     assert missing.status_code == 404
+
+
+def test_restore_on_an_approximate_model_queues_nothing(
+    images: Service, client: TestClient
+) -> None:
+    model_id = _model(client, images)
+    assert images.restore(model_id) == []  # no sequences: nothing below full depth
