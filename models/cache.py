@@ -16,14 +16,18 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from models.adapters import AdaptedEncoder
 from models.errors import ModelsError
 from models.files import open_private, write_atomic
 from models.progress import NULL_PROGRESS, Progress
+
+if TYPE_CHECKING:  # torch loads when a cache is built or read, not to look one up
+    import torch
+
+    from models.adapters import AdaptedEncoder
 
 INDEX = "index.json"
 
@@ -74,6 +78,8 @@ class ActivationCache:
     ) -> ActivationCache:
         """Cache ``(record_id, input)`` items, the input being what the backbone reads (a text
         or a feature vector); any order, stored by record id."""
+        import torch
+
         ordered = sorted(items, key=lambda item: item[0])
         ids = [rid for rid, _ in ordered]
         if len(set(ids)) != len(ids):
@@ -88,7 +94,10 @@ class ActivationCache:
         records: list[tuple[str, int, int]] = []
         offset = 0
         try:
-            with progress.task(description, len(ordered)) as advance, torch.no_grad():
+            with (
+                progress.task(description, len(ordered), unit="records") as advance,
+                torch.no_grad(),
+            ):
                 for rid, item in ordered:
                     inputs = backbone.prepare([item], max_length)
                     hidden = backbone.embed(inputs)
@@ -156,6 +165,8 @@ class ActivationCache:
         except KeyError:
             raise CacheError(f"record {record_id!r} is not in the activation cache") from None
         data = np.array(self._map(group)[entry.offset : entry.offset + entry.length])
+        import torch
+
         return torch.from_numpy(data)
 
     def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,6 +253,8 @@ def pad_rows(rows: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack variable-length [tokens, hidden] rows, right-padded with zeros, plus their mask."""
     if not rows:
         raise CacheError("empty batch")
+    import torch
+
     width = max(r.shape[0] for r in rows)
     hidden = torch.zeros(len(rows), width, rows[0].shape[1], dtype=rows[0].dtype)
     mask = torch.zeros(len(rows), width, dtype=torch.long)

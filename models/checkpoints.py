@@ -4,6 +4,9 @@ A checkpoint is one safetensors file holding adapter and head weights, with its 
 canonical JSON under the single metadata key ``"manifest"`` (one key keeps the file bytes
 deterministic). Its address is the sha256 of the file bytes, so identical training gives an
 identical address, and sequences that share a prefix share the file.
+
+torch and safetensors load only to encode or decode weights: the store's bookkeeping (exists,
+delete, the manifest) serves the model-free commands (``unlearn delete``, ``verify``).
 """
 
 from __future__ import annotations
@@ -13,17 +16,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from typing import TYPE_CHECKING, Any, Protocol
 
 from models.config import canonical_json
 from models.errors import ModelsError
 from models.files import write_atomic
 
-Tensors = dict[str, torch.Tensor]
+if TYPE_CHECKING:
+    import torch
+
+Tensors = dict[str, "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,8 @@ class CheckpointError(ModelsError):
 
 
 def encode_checkpoint(tensors: Tensors, manifest: CheckpointManifest) -> tuple[str, bytes]:
+    from safetensors.torch import save as st_save
+
     data = st_save(
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
         metadata={"manifest": canonical_json(manifest.to_dict())},
@@ -73,11 +77,19 @@ def decode_checkpoint(sha256: str, data: bytes) -> tuple[Tensors, CheckpointMani
     actual = hashlib.sha256(data).hexdigest()
     if actual != sha256:
         raise CheckpointError(f"checkpoint {sha256} is corrupt (content hashes to {actual})")
-    tensors = st_load(data)
+    from safetensors.torch import load as st_load
+
+    return st_load(data), read_manifest(data)
+
+
+def read_manifest(data: bytes) -> CheckpointManifest:
+    """The manifest in a checkpoint file's safetensors header (no tensors decoded)."""
     header_len = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + header_len])
-    manifest = CheckpointManifest.from_dict(json.loads(header["__metadata__"]["manifest"]))
-    return tensors, manifest
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+        return CheckpointManifest.from_dict(json.loads(header["__metadata__"]["manifest"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint header unreadable: {exc}") from None
 
 
 class CheckpointStore(Protocol):

@@ -18,8 +18,6 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from scipy.stats import chisquare  # type: ignore[import-untyped]
-
 from sharding.errors import AddressOutOfRangeError, InvalidParameterError
 from sharding.validation import as_int
 
@@ -139,6 +137,8 @@ def balance(addresses: Iterable[SliceAddress], n_shards: int, n_slices: int) -> 
     if total == 0:
         imbalance, pvalue = 1.0, 1.0
     else:
+        from scipy.stats import chisquare  # type: ignore[import-untyped]  # (slow import)
+
         imbalance = max(flat) / (total / len(flat))
         pvalue = 1.0 if len(flat) == 1 else float(chisquare(flat).pvalue)
     return BalanceReport(

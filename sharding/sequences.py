@@ -10,7 +10,6 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 
-from sharding.bms import bms_sequences
 from sharding.errors import (
     InvalidParameterError,
     LayoutMismatchError,
@@ -18,7 +17,7 @@ from sharding.errors import (
 )
 from sharding.validation import as_int
 
-__all__ = ["SelectionMethod", "bms_sequences", "cyclic_sequences", "select_sequences"]
+__all__ = ["SelectionMethod", "cyclic_sequences", "select_sequences"]
 
 
 class SelectionMethod(enum.StrEnum):
@@ -98,6 +97,8 @@ def select_sequences(
             raise InvalidParameterError("cyclic selection takes no deletion_probs")
         sequences = cyclic_sequences(n_slices, budget)
         return {shard: sequences for shard in range(n_shards)}
+    from sharding.bms import bms_sequences  # numpy and scipy: only for BMS
+
     probs = deletion_probs or {}
     extra = sorted(set(probs) - set(range(n_shards)))
     if extra:

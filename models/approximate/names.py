@@ -21,3 +21,8 @@ METHOD_HELP = (
     f"unlearning method a deletion runs (default: {DEFAULT_METHOD['classifier']}; "
     f"{DEFAULT_METHOD['lm']} for the LM)"
 )
+
+# The methods that promise an exact result (retraining on the retain set), for the views that
+# say so without importing torch; ``models.approximate.methods`` refuses to import when its
+# registry disagrees.
+EXACT_METHODS: frozenset[str] = frozenset({"Retrain"})

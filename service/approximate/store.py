@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from models.checkpoints import CheckpointError
 from service.files import create_once
+
+if TYPE_CHECKING:  # torch loads to store or load weights, not to check a file
+    from torch import Tensor
 
 
 class VersionStore:
@@ -21,6 +21,8 @@ class VersionStore:
         return self.root / f"{sha256}.safetensors"
 
     def put(self, tensors: dict[str, Tensor]) -> str:
+        from safetensors.torch import save as st_save
+
         data = st_save({k: v.detach().contiguous().cpu() for k, v in sorted(tensors.items())})
         sha = hashlib.sha256(data).hexdigest()
         if not self._path(sha).exists():
@@ -28,6 +30,12 @@ class VersionStore:
         return sha
 
     def get(self, sha256: str) -> dict[str, Tensor]:
+        from safetensors.torch import load as st_load
+
+        return st_load(self.read(sha256))
+
+    def read(self, sha256: str) -> bytes:
+        """The file's bytes, checked against their address."""
         try:
             data = self._path(sha256).read_bytes()
         except FileNotFoundError:
@@ -35,7 +43,7 @@ class VersionStore:
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
             raise CheckpointError(f"model version weights {sha256} are corrupt (hash {actual})")
-        return st_load(data)
+        return data
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).exists()

@@ -25,7 +25,7 @@ def approximate_violations(s: Session, store: VersionStore, model: ModelRow) -> 
         out.append(f"{where}: ready but no live version")
     for v in live:
         try:
-            store.get(v.sha256)
+            store.read(v.sha256)
         except CheckpointError as exc:
             out.append(f"{where} version {v.version}: {exc}")
     for v in rows:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from models.approximate.names import EXACT_METHODS
 from service.audit import log as audit
 from service.db.base import utcnow
 from service.db.tables import DeletionJobRow, JobRow, ModelRow, ModelVersionRow
@@ -111,8 +112,6 @@ def unlearn_attempts(
     """Per ``unlearn`` job of the request (of one model, if given): the method, and the version
     it made with its evidence and flags (``exact`` while it runs says what the method
     promises). The request view and the certificate both show these."""
-    from models.approximate.methods import get_method
-
     query = (
         select(JobRow)
         .join(DeletionJobRow, DeletionJobRow.job_id == JobRow.id)
@@ -130,7 +129,7 @@ def unlearn_attempts(
             "job": job.id,
             "job_state": job.state,
             "method": method,
-            "exact": get_method(method).exact,
+            "exact": method in EXACT_METHODS,
             "version": None if row is None else version_view(row),
         }
         if row is None and job.evidence:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from models.backbones import fit_problem
 from models.config import TrainConfig
 from service.audit import log as audit
 from service.db.tables import (
@@ -58,6 +57,8 @@ def create_model(session: Session, dataset_name: str, spec: ModelSpec, secret: b
     """Place the dataset's active records and register the model with a queued ``train`` job."""
     dataset = get_dataset(session, dataset_name)
     config = spec.config
+    from models.backbones import fit_problem  # torch: only when a model is registered
+
     problem = fit_problem(config.backbone, config.n_classes, dataset.kind, len(dataset.label_names))
     if problem is not None:
         raise Unprocessable(f"{dataset_name}: {problem}")
