@@ -111,7 +111,7 @@ def train_sisa_shard(
     """SISA checkpoints after slices 0, 0..1, ..., 0..L-1 of one shard."""
     chain: list[str] = []
     total = sum(len(s) * (len(slices) - i) for i, s in enumerate(slices)) * trainer.config.epochs
-    with progress.task(f"SISA shard {shard}", total) as advance:
+    with progress.task(f"SISA shard {shard}", total, unit="examples") as advance:
         for k in range(1, len(slices) + 1):
             examples = [e for s in slices[:k] for e in s]
             chain.append(
@@ -136,7 +136,9 @@ def train_full(
     progress: Progress = NULL_PROGRESS,
 ) -> str:
     """A single LoRA model on all the training data."""
-    with progress.task("full-data LoRA", len(examples) * trainer.config.epochs) as advance:
+    with progress.task(
+        "full-data LoRA", len(examples) * trainer.config.epochs, unit="examples"
+    ) as advance:
         return trainer.step(
             kind="full",
             shard=-1,

@@ -10,14 +10,17 @@ Advance = Callable[[int], None]
 
 
 class Progress(Protocol):
-    def task(self, description: str, total: int) -> AbstractContextManager[Advance]:
-        """A context whose value is called with the number of finished units."""
+    def task(
+        self, description: str, total: int, *, unit: str = "items"
+    ) -> AbstractContextManager[Advance]:
+        """A context whose value is called with the number of finished units (``unit``:
+        what one is, in the plural: ``examples``, ``records``)."""
         ...
 
 
 class NullProgress:
     @contextmanager
-    def task(self, description: str, total: int) -> Iterator[Advance]:
+    def task(self, description: str, total: int, *, unit: str = "items") -> Iterator[Advance]:
         yield lambda n: None
 
 

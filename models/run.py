@@ -239,7 +239,7 @@ def evaluate_run(
     labels = [r.label for r in test.records]
     started = time.perf_counter()
     correct = 0
-    with progress.task("evaluating", len(texts)) as advance:
+    with progress.task("evaluating", len(texts), unit="records") as advance:
         for i in range(0, len(texts), batch_size):
             pred = predictor.predict(texts[i : i + batch_size], batch_size=batch_size)
             correct += sum(

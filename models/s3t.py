@@ -95,10 +95,9 @@ class S3TTrainer:
                     f"restored checkpoint {address} does not belong to step {k} of {seq}"
                 )
         shared = {} if shared is None else shared
-        n_examples = sum(len(data.examples(seq[:k])) for k in range(len(chain) + 1, len(seq) + 1))
-        with progress.task(
-            f"shard {data.shard} sequence {seq}", n_examples * self.config.epochs
-        ) as advance:
+        sizes = [len(s) for s in data.slices]
+        units = sequence_units(sizes, seq, first_step=len(chain) + 1, epochs=self.config.epochs)
+        with progress.task(f"shard {data.shard} sequence {seq}", units, unit="examples") as advance:
             for k in range(len(chain) + 1, len(seq) + 1):
                 prefix = seq[:k]
                 sha = shared.get(prefix)
@@ -177,6 +176,17 @@ class S3TTrainer:
             if k == len(chain):
                 self.head.load(tensors)
         self.encoder.set_active_groups(len(chain))
+
+
+def sequence_units(
+    slice_sizes: Sequence[int], sequence: Sequence[int], *, first_step: int = 1, epochs: int
+) -> int:
+    """Examples times epochs that steps ``first_step..L`` of ``sequence`` train (step ``k``
+    on slices ``pi_1..pi_k``), shared prefixes included: what ``train_sequence`` reports
+    as done, so a job can know its total before it trains."""
+    seq = tuple(sequence)
+    per_epoch = sum(sum(slice_sizes[s] for s in seq[:k]) for k in range(first_step, len(seq) + 1))
+    return per_epoch * epochs
 
 
 def group_tensors(tensors: Mapping[str, torch.Tensor], group: int) -> dict[str, torch.Tensor]:

@@ -77,7 +77,7 @@ def _train(m: Any, ctx: Context, progress: Progress) -> None:
     ctx.total_steps = epochs * math.ceil(len(driver) / size)
     optimizer = _optimizer(ctx.model, ctx.params)
     ctx.model.train()
-    with progress.task(f"unlearn ({m.name})", ctx.total_steps) as advance:
+    with progress.task(f"unlearn ({m.name})", ctx.total_steps, unit="steps") as advance:
         for _ in range(epochs):
             paired = _cycle(other, size, ctx.generator)
             for batch in driver.batches(size, generator=ctx.generator):

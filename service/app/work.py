@@ -22,10 +22,13 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from models.progress import Progress
+    from service.app.queries import HeldOutScore
     from service.jobs.runner import LocalWorker, Send
+    from service.usecases.evaluate import Evaluation
 
 log = logging.getLogger(__name__)
 POLL_S = 2.0
+EVAL_WAIT_S = 120.0
 DEMO_DATASET = "rotten-tomatoes"
 DEMO_HELD_OUT = 500
 ProgressBars = Callable[[], AbstractContextManager["Progress"]]
@@ -53,6 +56,8 @@ class Answer(Protocol):
     def model_version(self) -> int | None: ...
     @property
     def completions(self) -> list[str] | None: ...
+    @property
+    def label_names(self) -> list[str]: ...
 
 
 class Predictor(Protocol):
@@ -82,10 +87,9 @@ class Work(Writes):
 
     def run_job(self, job_id: int, progress: Progress | None = None) -> str:
         """Claim and run one job: ``done``, ``skipped``, ``lost``, ``queued`` or ``failed``."""
-        from models.progress import NULL_PROGRESS
         from service.jobs.runner import run_job
 
-        return run_job(self.db, self.settings, job_id, progress or NULL_PROGRESS)
+        return run_job(self.db, self.settings, job_id, progress)
 
     def local_worker(self) -> LocalWorker:
         """The embedded default's worker thread (its ``send`` wakes it)."""
@@ -93,21 +97,38 @@ class Work(Writes):
 
         return LocalWorker(self.db, self.settings)
 
-    def finish_model(self, model_id: int, progress: ProgressBars = no_progress) -> None:
+    def finish_model(
+        self, model_id: int, progress: ProgressBars = no_progress
+    ) -> HeldOutScore | None:
         """Embedded: run the model's queued jobs here. With a broker: wait until it is
-        ready. Raises :class:`JobFailed` if a job does not end ``done``."""
-        from service.app.queries import model_state
+        ready (and, up to ``EVAL_WAIT_S``, for its held-out score). Returns the held-out
+        score when the model has an eval dataset and one was recorded. Raises
+        :class:`JobFailed` if a job does not end ``done``."""
+        from service.app.queries import last_held_out_score, model_state
+        from service.db.tables import ModelRow
         from service.jobs.runner import next_queued
 
         if self.settings.embedded:
             self._run_queued(lambda s: next_queued(s, model_id=model_id), progress, strict=True)
-            return
+            with self.db.read() as s:
+                return last_held_out_score(s, model_id)
         self._poll(lambda s: model_state(s, model_id) in (ModelState.READY, ModelState.FAILED))
         with self.db.read() as s:
             if model_state(s, model_id) == ModelState.FAILED:
                 raise JobFailed(
                     f"model {model_id} failed to train; see `unlearn status --model {model_id}`"
                 )
+            row = s.get(ModelRow, model_id)
+            if row is None or row.eval_dataset_id is None:
+                return None
+        # The worker scores the model after the job that made it ready.
+        deadline = time.monotonic() + EVAL_WAIT_S
+        while True:
+            with self.db.read() as s:
+                score = last_held_out_score(s, model_id)
+            if score is not None or time.monotonic() >= deadline:
+                return score
+            time.sleep(POLL_S)
 
     def finish_request(self, public_id: str, progress: ProgressBars = no_progress) -> RequestView:
         """Embedded: run the request's queued jobs here (a failed attempt is queued again
@@ -177,17 +198,15 @@ class Work(Writes):
                 "for the audit report's accuracy plot)"
             )
         say("demo: training a 2-shard x 4-slice S3T model (a few minutes on a laptop CPU)")
+        from models.config import TrainConfig
+
         model_id = self.create_s3t_model(
             DEMO_DATASET,
             shards=2,
-            slices=4,
             budget=2,
             selection="cyclic",
             deletion_probs=None,
-            rank=8,
-            epochs=1,
-            max_length=64,
-            seed=0,
+            config=TrainConfig(n_slices=4, rank=8, epochs=1, max_length=64, seed=0),
             eval_dataset=f"{DEMO_DATASET}-held-out",
         )
         self.finish_model(model_id, progress)
@@ -208,4 +227,26 @@ class Work(Writes):
             answer["model_version"] = result.model_version
         if result.completions is not None:
             answer["completions"] = result.completions
+        if result.label_names:
+            answer["label_names"] = result.label_names
         return Prediction.model_validate(answer)
+
+    def evaluate(self, model_id: int, dataset: str) -> Evaluation:
+        """Score what the model serves now on ``dataset``'s active records: accuracy,
+        per-class precision/recall/F1 and the confusion matrix, at one routing version."""
+        from service.lineage.registry import get_model
+        from service.usecases.evaluate import score, scoring_inputs
+
+        predictor = self.predictor
+        if predictor is None:
+            raise LineageError("this service was opened without a model server")
+        with self.db.snapshot() as s:
+            label_names, inputs, truth = scoring_inputs(s, get_model(s, model_id), dataset)
+        return score(
+            model_id=model_id,
+            dataset=dataset,
+            label_names=label_names,
+            inputs=inputs,
+            truth=truth,
+            predict=lambda batch: predictor.predict(model_id, batch),
+        )

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
     from service.core import Service
 
-out = Console(width=None if sys.stdout.isatty() else 120)
+# Output that is not a terminal (a file, a pipe, a test's runner) is never wrapped or
+# truncated: lines as long as they are, tables at their natural width.
+UNWRAPPED = 1_000_000
+out = Console() if sys.stdout.isatty() else Console(width=UNWRAPPED, soft_wrap=True)
 
 EXIT_USER_ERROR = 2
 EXIT_VIOLATION = 1
@@ -33,9 +36,12 @@ class Selection(StrEnum):
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR) -> NoReturn:
-    # The message quotes user input: escaped, so brackets in it print as typed.
+    """Print ``error: message`` on one line of stderr, never wrapped, and exit ``code``."""
+    # A multi-line message (a validation error's) joins into one line. It quotes user input:
+    # escaped, so brackets in it print as typed.
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
     Console(stderr=True, soft_wrap=True).print(
-        f"[bold red]error:[/] {escape(message)}", highlight=False
+        f"[bold red]error:[/] {escape(line)}", highlight=False
     )
     raise typer.Exit(code)
 
@@ -63,9 +69,13 @@ def user_errors() -> Iterator[None]:
 
 
 def progress_bars(enabled: bool) -> Any:
-    from service.cli.progress import RichProgress
+    """Rich bars on a terminal, plain lines (``models.progress_lines``) when stderr goes
+    to a file or a pipe, nothing when disabled."""
+    from service.cli.progress import RichProgress, plain_lines
 
-    return RichProgress(enabled=enabled and sys.stderr.isatty())
+    if enabled and not sys.stderr.isatty():
+        return plain_lines()
+    return RichProgress(enabled=enabled)
 
 
 def floats(text: str | None) -> tuple[float, ...] | None:

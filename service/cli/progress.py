@@ -1,7 +1,10 @@
-"""Rich progress bars behind the ``models.progress.Progress`` seam."""
+"""Rich progress bars behind the ``models.progress.Progress`` seam, and plain lines where
+bars cannot draw (stderr is a file or a pipe, a worker's log)."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -14,6 +17,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from models.progress_lines import INTERVAL_S, LineProgress
 
 
 class RichProgress:
@@ -38,7 +43,9 @@ class RichProgress:
         self._progress.stop()
 
     @contextmanager
-    def task(self, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    def task(
+        self, description: str, total: int, *, unit: str = "items"
+    ) -> Iterator[Callable[[int], None]]:
         task_id = self._progress.add_task(description, total=total)
 
         def advance(n: int) -> None:
@@ -46,3 +53,21 @@ class RichProgress:
 
         yield advance
         self._progress.update(task_id, completed=total)
+
+
+def plain_lines(interval_s: float = INTERVAL_S) -> LineProgress:
+    """Progress lines on stderr (looked up at each line, so a redirected stderr is used)."""
+    return LineProgress(
+        lambda line: print(line, file=sys.stderr, flush=True), interval_s=interval_s
+    )
+
+
+def log_progress_lines() -> None:
+    """Show the ``unlearn.progress`` log (a local worker's jobs) on stderr, once."""
+    logger = logging.getLogger("unlearn.progress")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -26,13 +26,31 @@ DB_UNREACHABLE = (OperationalError, InterfaceError)
 
 class JobProgress:
     """Forwards to ``inner`` and beats the job's heartbeat; raises ``LostJob`` from the
-    training loop as soon as the job is superseded, so stale work stops early."""
+    training loop as soon as the job is superseded, so stale work stops early.
+
+    The job's total is fixed when the job starts: ``total`` (what the job plans to do, see
+    ``service.jobs.totals``), or, when ``None``, the total of the first task it sees (a job
+    of one task). A later task never grows it, and ``done`` never passes it: within a
+    :meth:`stage` it stops at the stage's planned end, and a stage ends at that end even when
+    less was reported inside (a reused cache, resumed steps, records erased since the plan).
+    """
 
     def __init__(
-        self, db: Database, job_id: int, attempt: int, inner: Progress = NULL_PROGRESS
+        self,
+        db: Database,
+        job_id: int,
+        attempt: int,
+        inner: Progress = NULL_PROGRESS,
+        *,
+        total: int | None = None,
+        label: str = "",
     ) -> None:
         self.db, self.job_id, self.attempt, self.inner = db, job_id, attempt, inner
-        self.done, self.total = 0, 0
+        self.label = label
+        self.done = 0
+        self.total = 0 if total is None else total
+        self._fixed = total is not None
+        self._ceiling: int | None = None
         self._last = 0.0
 
     def beat(self, force: bool = False) -> None:
@@ -44,13 +62,33 @@ class JobProgress:
             except DB_UNREACHABLE:
                 log.warning("job %s: heartbeat skipped, database unreachable", self.job_id)
 
+    def add(self, n: int) -> None:
+        """Count ``n`` more units done, up to the current stage's end and the total."""
+        limit = self.total if self._ceiling is None else min(self._ceiling, self.total)
+        self.done = max(self.done, min(self.done + n, limit))
+
     @contextmanager
-    def task(self, description: str, total: int) -> Iterator[Advance]:
-        self.total += total
-        with self.inner.task(description, total) as inner_advance:
+    def stage(self, units: int) -> Iterator[None]:
+        """Work planned as ``units`` of the total: counted done in full when it ends."""
+        end = min(self.done + units, self.total)
+        outer, self._ceiling = self._ceiling, end
+        self.beat(force=True)
+        try:
+            yield
+        finally:
+            self._ceiling = outer
+        self.done = max(self.done, end)
+        self.beat(force=True)
+
+    @contextmanager
+    def task(self, description: str, total: int, *, unit: str = "items") -> Iterator[Advance]:
+        if not self._fixed:
+            self.total, self._fixed = total, True
+        shown = f"{self.label}: {description}" if self.label else description
+        with self.inner.task(shown, total, unit=unit) as inner_advance:
 
             def advance(n: int) -> None:
-                self.done += n
+                self.add(n)
                 inner_advance(n)
                 self.beat()
 

@@ -18,7 +18,8 @@ from functools import partial
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from models.progress import NULL_PROGRESS, Progress
+from models.progress import Progress
+from models.progress_lines import LineProgress
 from service.db.base import utcnow
 from service.db.engine import Database
 from service.db.tables import DeletionJobRow, DeletionRequestRow, JobRow
@@ -35,13 +36,20 @@ from service.states import JobKind, JobState
 log = logging.getLogger(__name__)
 
 Send = Callable[[int, str], None]
+progress_log = logging.getLogger("unlearn.progress")
 
 
-def run_job(
-    db: Database, settings: Settings, job_id: int, progress: Progress = NULL_PROGRESS
-) -> str:
+def worker_progress() -> LineProgress:
+    """A worker's progress: plain lines at INFO on ``unlearn.progress`` (a Celery worker
+    shows them at ``--loglevel INFO``; ``unlearn worker`` and ``serve`` print them)."""
+    return LineProgress(progress_log.info)
+
+
+def run_job(db: Database, settings: Settings, job_id: int, progress: Progress | None = None) -> str:
     """Claim and run one job; returns ``done``, ``skipped``, ``lost``, ``queued`` (will be
-    retried) or ``failed``."""
+    retried) or ``failed``. Without ``progress`` (a worker), progress goes to the
+    ``unlearn.progress`` log as plain lines."""
+    progress = worker_progress() if progress is None else progress
     attempt = claim(db, job_id, HOOKS, lease=settings.job_lease)
     if attempt is None:
         return "skipped"
@@ -92,7 +100,7 @@ def run_next(
     db: Database,
     settings: Settings,
     pick: Callable[[Session], int | None],
-    progress: Progress = NULL_PROGRESS,
+    progress: Progress | None = None,
 ) -> tuple[int, str] | None:
     """Run, in this process, the job ``pick`` names (``None``: nothing to run); returns the
     job id and its outcome. The one step of every loop that runs queued jobs locally."""

@@ -19,7 +19,7 @@ from models.checkpoints import (
 )
 from models.config import TrainConfig
 from models.progress import Progress
-from models.s3t import S3TTrainer, ShardData, train_shard
+from models.s3t import S3TTrainer, ShardData, sequence_units, train_shard
 from models.training import RowSource
 from service.audit import log as audit
 from service.db.engine import Database
@@ -47,6 +47,7 @@ from service.jobs.shards import (
     read_shard,
     shard_cache,
 )
+from service.jobs.totals import train_plan
 from service.lineage.publish import publish_chain, sequence_chain, trained_steps
 from service.lineage.registry import get_model, model_config
 from service.lineage.routing import refresh_routing, served_depths, shard_sequences
@@ -159,7 +160,7 @@ def run_train(ctx: Attempt) -> None:
     store = RecordingStore(LocalCheckpointStore(ctx.settings.checkpoints_dir))
     with _cleaning(db, store):
         _train_shards(ctx, model_id, n_shards, config, encoder, store)
-    evaluate_served(db, store, model_id, encoder)
+    evaluate_served(db, store, model_id, encoder, ctx.progress)
 
 
 def _train_shards(
@@ -172,16 +173,22 @@ def _train_shards(
 ) -> None:
     db = ctx.db
     trainer = S3TTrainer(encoder, config, store)
-    tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
-    for shard in range(n_shards):
+    with db.read() as s:
+        plan = train_plan(s, model_id, n_shards, config)
+    total = sum(p.cache + p.train for p in plan)
+    tracker = _tracker(ctx, f"train model {model_id}", total)
+    for work in plan:
         with db.snapshot() as s:
-            seqs = shard_sequences(s, model_id, shard)
+            seqs = shard_sequences(s, model_id, work.shard)
             if all(trained_steps(s, q.id) == config.n_slices for q in seqs):
+                tracker.add(work.cache + work.train)
                 continue  # published by an earlier attempt
-            snap = read_shard(s, model_id, shard, config.n_slices)
+            snap = read_shard(s, model_id, work.shard, config.n_slices)
             order = [(q.id, tuple(q.permutation)) for q in seqs]
-        cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
-        chains = train_shard(trainer, snap.data, cache, [p for _, p in order], progress=tracker)
+        with tracker.stage(work.cache):
+            cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
+        with tracker.stage(work.train):
+            chains = train_shard(trainer, snap.data, cache, [p for _, p in order], progress=tracker)
         _publish(
             ctx,
             store,
@@ -201,6 +208,12 @@ def _train_shards(
             {"model": model_id, "routing_version": model.routing_version, "job": job.id},
         )
         ctx.finish(s, job)
+
+
+def _tracker(ctx: Attempt, what: str, total: int) -> JobProgress:
+    return JobProgress(
+        ctx.db, ctx.job_id, ctx.number, ctx.progress, total=total, label=f"job {ctx.job_id} {what}"
+    )
 
 
 def _recorder(ctx: Attempt) -> Callable[[CheckpointManifest, str], None]:
@@ -230,11 +243,17 @@ def run_retrain(ctx: Attempt) -> None:
         snap = read_shard(s, model_id, seq.shard, config.n_slices)
         perm = tuple(seq.permutation)
         steps = recorded(job.params)
+    sizes = [len(sl) for sl in snap.data.slices]
+    units = sequence_units(sizes, perm, first_step=from_step, epochs=config.epochs)
+    check = sequence_units(sizes, perm, epochs=config.epochs) if settings.check_retrain else 0
+    what = f"retrain model {model_id} shard {snap.data.shard} from step {from_step}"
+    tracker = _tracker(ctx, what, len(snap.inputs) + units + check)
+    tracker.beat(force=True)  # the total is on the row from the start
     encoder = make_encoder(config)
     store = RecordingStore(LocalCheckpointStore(settings.checkpoints_dir), on_put=_recorder(ctx))
-    tracker = JobProgress(db, ctx.job_id, ctx.number, ctx.progress)
     with _cleaning(db, store):
-        cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
+        with tracker.stage(len(snap.inputs)):
+            cache = _cache(ctx, model_id, encoder, snap, config.max_length, tracker)
         resumed = resumable(
             store,
             steps,
@@ -249,12 +268,19 @@ def run_retrain(ctx: Attempt) -> None:
             store.written.update(resumed[len(restored) :])  # ours to publish or remove now
             note_resumed(db, ctx.job_id, ctx.number, range(len(restored) + 1, len(resumed) + 1))
             log.info("job %s resumes after step %s", ctx.job_id, len(resumed))
-        chain = S3TTrainer(encoder, config, store).train_sequence(
-            snap.data, cache, perm, restored=resumed, progress=tracker
-        )
+        with tracker.stage(units):
+            # Steps an earlier attempt trained count as done from the start.
+            prior = perm[: len(resumed)]
+            tracker.add(sequence_units(sizes, prior, first_step=from_step, epochs=config.epochs))
+            chain = S3TTrainer(encoder, config, store).train_sequence(
+                snap.data, cache, perm, restored=resumed, progress=tracker
+            )
         evidence = None
         if settings.check_retrain:
-            evidence = _from_scratch_check(encoder, config, snap.data, cache, perm, chain, tracker)
+            with tracker.stage(check):
+                evidence = _from_scratch_check(
+                    encoder, config, snap.data, cache, perm, chain, tracker
+                )
         _publish(
             ctx,
             store,
@@ -265,7 +291,7 @@ def run_retrain(ctx: Attempt) -> None:
             done=True,
             evidence=evidence,
         )
-    evaluate_served(db, store, model_id, encoder)
+    evaluate_served(db, store, model_id, encoder, ctx.progress)
 
 
 def _from_scratch_check(
