@@ -69,6 +69,7 @@ class Prediction:
     routes: list[Route]
     model_version: int | None = None  # approximate models: the live version that answered
     completions: list[str] | None = None  # the language model's answer
+    label_names: list[str] = field(default_factory=list)  # the class of each probability column
 
 
 class Loaded(Protocol):

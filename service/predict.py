@@ -22,4 +22,5 @@ def classify(
         routing_version=routing_version,
         routes=routes,
         model_version=model_version,
+        label_names=list(label_names),
     )

@@ -133,7 +133,9 @@ class RequestView(View):
     jobs: list[JobView]
     unlearning: list[UnlearnAttempt]
     not_found: list[str] | None = Field(
-        None, description="on a new deletion: the record ids given that matched nothing"
+        None,
+        description="the record ids it named that matched no record (absent when every one "
+        "matched or it named a subject)",
     )
     status_token: str | None = Field(
         None,
@@ -174,6 +176,17 @@ class ShardView(View):
     sequences: list[SequenceView]
 
 
+class LabelCount(View):
+    """One label's training records in a model (``service.usecases.labels``)."""
+
+    label: str
+    trained: int = Field(description="training records of this label, erased or not")
+    active: int = Field(description="those not erased")
+    warning: str | None = Field(
+        None, description="set when no active record is left, or under 5% of `trained`"
+    )
+
+
 class S3TStatus(View):
     """An exact S3T model: per shard its sequences, served depth and health. ``status`` is
     ``pending``, ``training`` or ``failed`` as stored, else the model's health: ``ready``
@@ -195,6 +208,9 @@ class S3TStatus(View):
         description="model incidents still open: the newest failed job of each sequence "
         "(or training) that no later job of it has since finished"
     )
+    labels: list[LabelCount] = Field(
+        default_factory=list, description="per label of the training dataset, in label order"
+    )
 
 
 class ApproximateStatus(View):
@@ -212,6 +228,9 @@ class ApproximateStatus(View):
     live_version: int | None
     versions: list[VersionView]
     jobs: list[JobView]
+    labels: list[LabelCount] = Field(
+        default_factory=list, description="per label of the training dataset, in label order"
+    )
 
 
 ModelStatus = Annotated[S3TStatus | ApproximateStatus, Field(discriminator="kind")]
@@ -241,6 +260,9 @@ class Prediction(View):
         None, description="approximate models: the live version that answered"
     )
     completions: list[str] | None = Field(None, description="the language model's answer")
+    label_names: list[str] | None = Field(
+        None, description="classifiers: the label of each column of `probabilities`, in order"
+    )
 
 
 class ShapedCheckpoint(View):
@@ -268,6 +290,34 @@ class LineageView(View):
     content_hmac: str
     erased_at: str | None
     models: list[Placement]
+
+
+class SliceCount(View):
+    shard: int
+    slice: int
+    active: int
+    erased: int
+
+
+class PlacedRecord(View):
+    record_id: str
+    shard: int
+    slice: int
+
+
+class PlacementPage(View):
+    """What sits in a model's shards and slices: counts per slice (every slice the filter
+    names) and a page of the active records' ids, ordered by shard, slice, import order."""
+
+    model: int
+    routing_version: int
+    shard: int | None = Field(description="the shard filter (null: every shard)")
+    slice: int | None = Field(description="the slice filter (null: every slice)")
+    active: int = Field(description="active records in the slices listed")
+    erased: int = Field(description="erased records (tombstones) placed in them")
+    slices: list[SliceCount]
+    records: list[PlacedRecord] = Field(description="this page of the active records")
+    next_cursor: str | None = Field(description="pass back as `cursor` for the next page")
 
 
 class VerifyReport(View):

@@ -5,11 +5,13 @@ its curl examples point at. Each is one SELECT in the caller's session."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.tables import (
+    AuditEventRow,
     DatasetRow,
     DeletionJobRow,
     DeletionRequestRow,
@@ -92,3 +94,35 @@ def first_active_record(s: Session, dataset_id: int) -> str | None:
         .order_by(RecordRow.id)
         .limit(1)
     )
+
+
+@dataclass(frozen=True)
+class HeldOutScore:
+    """A ``model.evaluated`` event: what the served ensemble scored on the held-out set."""
+
+    routing_version: int
+    dataset: str
+    correct: int
+    total: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return None if self.total == 0 else self.correct / self.total
+
+
+def last_held_out_score(s: Session, model_id: int) -> HeldOutScore | None:
+    """The model's latest held-out evaluation (``service.jobs.evaluate``), if any."""
+    events = s.scalars(
+        select(AuditEventRow.data)
+        .where(AuditEventRow.kind == "model.evaluated")
+        .order_by(AuditEventRow.seq.desc())
+    )
+    for data in events:
+        if int(data["model"]) == model_id:
+            return HeldOutScore(
+                int(data["routing_version"]),
+                str(data.get("dataset", "")),
+                int(data["n_correct"]),
+                int(data["n_total"]),
+            )
+    return None

@@ -20,6 +20,7 @@ from service.views import (
     DemoTargets,
     ErasureScanView,
     LineageView,
+    PlacementPage,
     Readiness,
     RequestPage,
     RequestView,
@@ -123,6 +124,23 @@ class Reads(Base):
 
         with self.db.read() as s:
             return [LineageView.model_validate(r) for r in record_lineage(s, record_id, dataset)]
+
+    def placements(
+        self,
+        model_id: int,
+        *,
+        shard: int | None = None,
+        slice_: int | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> PlacementPage:
+        """Counts per slice and a page of the active records' ids (``limit`` None: all) of
+        a model's shards and slices; pass ``next_cursor`` back as ``cursor``."""
+        from service.lineage.placements import Cell, placements
+
+        with self.db.read() as s:
+            found = placements(s, model_id, Cell(shard, slice_), limit=limit, cursor=cursor)
+        return PlacementPage.model_validate(found)
 
     def verify(self) -> VerifyReport:
         """The exactness invariant on the live DB and checkpoint store, and approximate

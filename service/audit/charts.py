@@ -188,7 +188,9 @@ def served_depth(report: dict[str, Any]) -> str:
 
 
 def accuracy(report: dict[str, Any]) -> str:
-    """Held-out accuracy of the served ensemble per routing version, one line per model."""
+    """Held-out accuracy of the served ensemble per routing version, one line per model;
+    each point is labelled with the number of held-out records it scored (``n=``), which
+    falls when held-out records are erased."""
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure()
@@ -199,20 +201,62 @@ def accuracy(report: dict[str, Any]) -> str:
         return _svg(fig, "accuracy")
     for entry in models:
         points = [p for p in entry["points"] if p["accuracy"] is not None]
-        ax.plot(
+        (line,) = ax.plot(
             [p["routing_version"] for p in points],
             [p["accuracy"] for p in points],
             marker="o",
             linewidth=2,
             label=f"model {entry['model']}",
         )
-    ax.set_ylim(0, 1.05)
-    ax.set_xlabel("routing version")
+        for p in points:
+            ax.annotate(
+                f"n={p['n_total']}",
+                (p["routing_version"], p["accuracy"]),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize="x-small",
+                color=line.get_color(),
+            )
+    ax.set_ylim(0, 1.12)
+    ax.set_xlabel("routing version (n = held-out records scored)")
     ax.set_ylabel("held-out accuracy")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower left", fontsize="small")
     return _svg(fig, "accuracy")
+
+
+def class_accuracy(report: dict[str, Any]) -> str:
+    """Held-out accuracy per label (its recall) per routing version, one panel per model: a
+    label whose training records were all erased drops to zero here."""
+    from matplotlib.ticker import MaxNLocator
+
+    models = [m for m in report["accuracy"] if any(p.get("per_class") for p in m["points"])]
+    fig = _figure(7.0, 1.0 + 2.2 * max(1, len(models)))
+    if not models:
+        _empty(fig.add_subplot(), NO_EVALUATIONS)
+        return _svg(fig, "class-accuracy")
+    axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
+    for ax, entry in zip(axes, models, strict=True):
+        labels = dict.fromkeys(c["label"] for p in entry["points"] for c in p.get("per_class", []))
+        for label in labels:
+            found = [
+                (p["routing_version"], c["accuracy"])
+                for p in entry["points"]
+                for c in p.get("per_class", [])
+                if c["label"] == label and c["accuracy"] is not None
+            ]
+            xs, ys = [x for x, _ in found], [y for _, y in found]
+            ax.plot(xs, ys, marker="o", linewidth=2, label=str(label))
+        ax.set_ylim(0, 1.05)
+        ax.set_xlabel("routing version")
+        ax.set_ylabel("accuracy per label")
+        ax.set_title(f"model {entry['model']}", fontsize="medium")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="lower left", fontsize="small", ncols=min(4, max(1, len(labels))))
+    return _svg(fig, "class-accuracy")
 
 
 CHARTS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
@@ -221,6 +265,7 @@ CHARTS: tuple[tuple[str, str, Callable[[dict[str, Any]], str]], ...] = (
     ("deadlines", "Deadline compliance", deadlines),
     ("depth", "Served depth per shard over time", served_depth),
     ("accuracy", "Held-out accuracy after each (re)training", accuracy),
+    ("class-accuracy", "Held-out accuracy per label after each (re)training", class_accuracy),
 )
 # rcParams are process-wide: one report draws at a time, so concurrent API requests
 # cannot see each other's settings.

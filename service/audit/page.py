@@ -102,6 +102,41 @@ def _requests(report: dict[str, Any]) -> str:
     return note + _table(headers, rows, numeric={4, 6, 7})
 
 
+def _evaluations(report: dict[str, Any]) -> str:
+    """Every held-out evaluation with the number of records it scored, and a note per model
+    whose held-out set changed size (its erased records are no longer scored), so a
+    shrinking set is said rather than hidden under the accuracy plot."""
+    rows, notes = [], []
+    for entry in report["accuracy"]:
+        points = entry["points"]
+        rows += [
+            [
+                _e(entry["model"]),
+                _e(p["routing_version"]),
+                _e(p["dataset"]),
+                _e(p["n_total"]),
+                _e(p["n_correct"]),
+                "–" if p["accuracy"] is None else _e(f"{p['accuracy']:.4f}"),
+                _when(p["at"]),
+            ]
+            for p in points
+        ]
+        sizes = [p["n_total"] for p in points]
+        if len(set(sizes)) > 1:
+            notes.append(
+                f"Model {entry['model']}: the held-out set went from {sizes[0]} to "
+                f"{sizes[-1]} records scored (between {min(sizes)} and {max(sizes)}); "
+                "held-out records erased since are no longer scored."
+            )
+    if not rows:
+        return "<p>No held-out evaluations were recorded in this window.</p>"
+    headers = ["model", "routing version", "held-out dataset", "records scored", "correct"]
+    headers += ["accuracy", "at (UTC)"]
+    return "".join(f"<p>{_e(n)}</p>" for n in notes) + _table(
+        headers, rows[:MAX_ROWS], numeric={0, 1, 3, 4, 5}
+    )
+
+
 def _art30(report: dict[str, Any]) -> str:
     art = report["art30"]
     datasets = _table(
@@ -170,6 +205,7 @@ def render_html(report: dict[str, Any]) -> str:
         "</p>"
         f"<h2>Summary</h2>{_kpis(report)}"
         f'<h2>Charts</h2><div class="charts">{charts}</div>'
+        f'<h2 id="held-out">Held-out evaluations</h2>{_evaluations(report)}'
         f'<h2 id="requests">Deletion requests</h2>{_requests(report)}'
         f'<h2 id="art30">Record of processing (Art. 30 summary)</h2>{_art30(report)}'
         "</body></html>\n"

@@ -1,6 +1,6 @@
-"""The audit report: deletion requests, deadlines, served depth, held-out accuracy and an
-Art. 30 style summary, as numbers (``build_report``) or one self-contained HTML page
-(``render_html``, from ``service.audit.page``).
+"""The audit report: deletion requests, deadlines, served depth, held-out accuracy (overall
+and per label) and an Art. 30 style summary, as numbers (``build_report``) or one
+self-contained HTML page (``render_html``, from ``service.audit.page``).
 
 Privacy invariant: the report carries counts, HMAC subject keys, content hashes and ids of
 requests, models and datasets only, never a record payload, a record id, a request's free-text
@@ -240,6 +240,7 @@ def _events(
                     "n_correct": correct,
                     "n_total": total,
                     "accuracy": None if total == 0 else correct / total,
+                    "per_class": _per_class(data.get("per_class")),
                 }
             )
     series = []
@@ -251,6 +252,22 @@ def _events(
     for evaluations in accuracy.values():
         evaluations.sort(key=lambda p: (p["routing_version"], p["at"]))
     return series, [{"model": m, "points": p} for m, p in sorted(accuracy.items())]
+
+
+def _per_class(counts: Any) -> list[dict[str, Any]]:
+    """Per-label accuracy of one evaluation (events before per-label counts carry none)."""
+    out = []
+    for c in counts if isinstance(counts, list) else []:
+        total, correct = int(c["n_total"]), int(c["n_correct"])
+        out.append(
+            {
+                "label": str(c["label"]),
+                "n_correct": correct,
+                "n_total": total,
+                "accuracy": None if total == 0 else correct / total,
+            }
+        )
+    return out
 
 
 def _art30(session: Session) -> dict[str, Any]:

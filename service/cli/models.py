@@ -43,8 +43,16 @@ def train(
     deletion_priors: Annotated[
         str | None, typer.Option(help="per-slice deletion probabilities for bms")
     ] = None,
+    backbone: Annotated[
+        str | None,
+        typer.Option(help=f"{help_of(TrainConfig, 'backbone')} (default: the dataset kind's)"),
+    ] = None,
     rank: Annotated[int, train_option("rank")] = DEFAULT_TRAIN.rank,
+    alpha: Annotated[float, train_option("alpha")] = DEFAULT_TRAIN.alpha,
+    lr: Annotated[float, train_option("lr")] = DEFAULT_TRAIN.lr,
+    weight_decay: Annotated[float, train_option("weight_decay")] = DEFAULT_TRAIN.weight_decay,
     epochs: Annotated[int, train_option("epochs")] = DEFAULT_TRAIN.epochs,
+    batch_size: Annotated[int, train_option("batch_size")] = DEFAULT_TRAIN.batch_size,
     max_length: Annotated[int, train_option("max_length")] = DEFAULT_TRAIN.max_length,
     seed: Annotated[int, train_option("seed")] = DEFAULT_TRAIN.seed,
     eval_dataset: Annotated[
@@ -56,20 +64,29 @@ def train(
     ] = True,
     progress: Progress = True,
 ) -> None:
-    """Register an S3T model on a dataset and train it."""
+    """Register an S3T model on a dataset and train it (every TrainConfig field is an
+    option but ``n_classes``: one class per label of the dataset)."""
     with user_errors():
+        config = TrainConfig(
+            n_slices=slices,
+            rank=rank,
+            alpha=alpha,
+            lr=lr,
+            weight_decay=weight_decay,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            seed=seed,
+        )
         svc = open_service()
         model_id = svc.create_s3t_model(
             dataset,
             shards=shards,
-            slices=slices,
             budget=budget,
             selection=selection.value,
             deletion_probs=floats(deletion_priors),
-            rank=rank,
-            epochs=epochs,
-            max_length=max_length,
-            seed=seed,
+            config=config,
+            backbone=backbone,
             eval_dataset=eval_dataset,
         )
         if wait:
@@ -78,8 +95,18 @@ def train(
 
 
 def finish_model(svc: Service, model_id: int, progress: bool) -> None:
-    """Run (embedded) or wait for (broker) the model's training, with progress bars."""
-    svc.finish_model(model_id, lambda: progress_bars(progress))
+    """Run (embedded) or wait for (broker) the model's training, with progress bars (plain
+    lines when stderr is not a terminal); then its held-out accuracy, when it has one."""
+    score = svc.finish_model(model_id, lambda: progress_bars(progress))
+    if score is not None and score.accuracy is not None:
+        out.print(
+            f"model {model_id}: held-out accuracy {score.accuracy:.4f} "
+            f"({score.correct}/{score.total} records of {score.dataset}, "
+            f"routing version {score.routing_version})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def status(

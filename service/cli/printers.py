@@ -13,6 +13,7 @@ from service.views import (
     Accepted,
     ApproximateStatus,
     ErasureScanView,
+    LabelCount,
     RequestView,
     S3TStatus,
     VerifyReport,
@@ -97,6 +98,7 @@ def print_status(views: list[S3TStatus | ApproximateStatus]) -> None:
         )
     for v in views:
         print_model(v)
+        print_labels(v.labels)
         for j in v.jobs:
             out.print(
                 f"  job {j.id} {j.kind} {j.state} "
@@ -109,6 +111,16 @@ def print_status(views: list[S3TStatus | ApproximateStatus]) -> None:
                 f"{j.error or 'no error recorded'} (`unlearn restore --model {v.id}` retries)",
                 soft_wrap=True,
             )
+
+
+def print_labels(labels: list[LabelCount]) -> None:
+    """Active of trained records per label, then a warning per label running out."""
+    if labels:
+        counts = ", ".join(f"{escape(x.label)} {x.active}/{x.trained}" for x in labels)
+        out.print(f"  active training records per label: {counts}", soft_wrap=True)
+    for x in labels:
+        if x.warning is not None:
+            out.print(f"  [bold yellow]warning:[/] {escape(x.warning)}", soft_wrap=True)
 
 
 @singledispatch

@@ -1,5 +1,6 @@
 """Score what a model serves on its held-out dataset after training and after each retrain,
-and record it in the audit trail (``model.evaluated``: counts, never records)."""
+and record it in the audit trail (``model.evaluated``: counts, overall and per label, never
+records)."""
 
 from __future__ import annotations
 
@@ -12,32 +13,42 @@ from models.adapters import AdaptedEncoder
 from models.checkpoints import CheckpointStore
 from models.data import model_input
 from models.ensemble import EnsemblePredictor
+from models.progress import NULL_PROGRESS, Progress
 from service.audit import log as audit
 from service.db.engine import Database
 from service.db.tables import DatasetRow, ModelRow, RecordRow
 from service.erasure import vault
 from service.lineage.served import served
 from service.states import RecordState
+from service.usecases.evaluate import per_class_counts
 
 log = logging.getLogger(__name__)
 BATCH = 128
 
 
 def evaluate_served(
-    db: Database, store: CheckpointStore, model_id: int, encoder: AdaptedEncoder
+    db: Database,
+    store: CheckpointStore,
+    model_id: int,
+    encoder: AdaptedEncoder,
+    progress: Progress = NULL_PROGRESS,
 ) -> tuple[int, int] | None:
     """(correct, total) of the served ensemble on the model's held-out records, recorded as
     an audit event; ``None`` when the model has no held-out dataset or serves nothing.
     Never raises: a failed evaluation must not fail the job that published."""
     try:
-        return _evaluate(db, store, model_id, encoder)
+        return _evaluate(db, store, model_id, encoder, progress)
     except Exception:
         log.exception("held-out evaluation of model %s failed", model_id)
         return None
 
 
 def _evaluate(
-    db: Database, store: CheckpointStore, model_id: int, encoder: AdaptedEncoder
+    db: Database,
+    store: CheckpointStore,
+    model_id: int,
+    encoder: AdaptedEncoder,
+    progress: Progress,
 ) -> tuple[int, int] | None:
     with db.snapshot() as s:
         eval_id = s.scalar(select(ModelRow.eval_dataset_id).where(ModelRow.id == model_id))
@@ -61,13 +72,16 @@ def _evaluate(
         n_classes=now.config.n_classes,
         max_length=now.config.max_length,
     )
-    correct = 0
-    with torch.no_grad():
+    predicted: list[int] = []
+    task = progress.task(f"model {model_id} held-out {name}", len(rows), unit="records")
+    with task as advance, torch.no_grad():
         for start in range(0, len(rows), BATCH):
             batch = rows[start : start + BATCH]
             logits = predictor.logits([model_input(p) for p, _ in batch])
-            labels = torch.tensor([label for _, label in batch])
-            correct += int((logits.argmax(dim=-1).cpu() == labels).sum())
+            predicted += logits.argmax(dim=-1).cpu().tolist()
+            advance(len(batch))
+    truth = [label for _, label in rows]
+    correct = sum(t == p for t, p in zip(truth, predicted, strict=True))
     with db.write() as s:
         audit.append(
             s,
@@ -78,6 +92,7 @@ def _evaluate(
                 "dataset": name,
                 "n_correct": correct,
                 "n_total": len(rows),
+                "per_class": per_class_counts(truth, predicted, now.label_names),
             },
         )
     return correct, len(rows)

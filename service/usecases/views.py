@@ -11,11 +11,12 @@ from service.db.tables import DeletionEventRow, DeletionJobRow, DeletionRequestR
 from service.kinds import KINDS, kind_of
 from service.lineage.query import job_view
 from service.states import VersionState
+from service.usecases.labels import label_counts
 
 
 def model_status(s: Session, model: ModelRow) -> dict[str, Any]:
-    """The model's status view, as its kind draws it."""
-    return kind_of(model).status(s, model)
+    """The model's status view, as its kind draws it, with its training records per label."""
+    return {**kind_of(model).status(s, model), "labels": label_counts(s, model)}
 
 
 def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
         )
     )
     unlearning = [a for kind in KINDS.values() for a in kind.request_attempts(s, req.id)]
-    return {
+    view = {
         "id": req.public_id,
         "state": req.state,
         "method": _method(unlearning),
@@ -53,6 +54,9 @@ def request_view(s: Session, req: DeletionRequestRow) -> dict[str, Any]:
         "jobs": [job_view(j) for j in jobs],
         "unlearning": unlearning,
     }
+    if req.not_found:
+        view["not_found"] = list(req.not_found)
+    return view
 
 
 def _method(unlearning: list[dict[str, Any]]) -> str:

@@ -58,6 +58,10 @@ def test_import_train_predict_delete_complete(client: TestClient, service: Servi
     pred = before.json()
     assert len(pred["labels"]) == 2 and set(pred["labels"]) <= {"neg", "pos"}
     assert all(abs(sum(p) - 1) < 1e-4 for p in pred["probabilities"])
+    # Each probability column is named: the predicted label has the row's largest one.
+    assert pred["label_names"] == ["neg", "pos"]
+    for label, row in zip(pred["labels"], pred["probabilities"], strict=True):
+        assert pred["label_names"][row.index(max(row))] == label
 
     r = client.post(
         "/v1/deletions", json={"subject_id": "subject-1"}, headers={"Idempotency-Key": "a1"}

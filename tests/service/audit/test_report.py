@@ -29,7 +29,7 @@ from tests.service.lineage.test_flow import trained
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHARTS = ("requests", "latency", "deadlines", "depth", "accuracy")
+CHARTS = ("requests", "latency", "deadlines", "depth", "accuracy", "class-accuracy")
 SUBJECTS = ("subject-1", "subject-2", "subject-4")
 
 
@@ -60,6 +60,14 @@ def scenario(service: Service) -> Scenario:
             audit.append(s, "routing.published", data, at=at)
             evaluation = {"model": model_id, "routing_version": version, "dataset": "synthetic"}
             evaluation |= {"n_correct": correct, "n_total": 60}
+            evaluation["per_class"] = [
+                {"label": "neg", "n_correct": 30 if version == 2 else 28, "n_total": 30},
+                {
+                    "label": "pos",
+                    "n_correct": correct - (30 if version == 2 else 28),
+                    "n_total": 30,
+                },
+            ]
             audit.append(s, "model.evaluated", evaluation, at=at)
     return Scenario(model_id, late["id"], still_open["id"])
 
@@ -112,6 +120,12 @@ def test_report_numbers_match_the_database_and_hold_no_personal_data(service: Se
         (1, 50 / 60),
         (2, 44 / 60),
     }
+    per_class = {p["routing_version"]: p["per_class"] for p in evaluated}
+    assert [c["accuracy"] for c in per_class[1]] == [28 / 30, 22 / 30]
+    assert per_class[2] == [
+        {"label": "neg", "n_correct": 30, "n_total": 30, "accuracy": 1.0},
+        {"label": "pos", "n_correct": 14, "n_total": 30, "accuracy": 14 / 30},
+    ]
     art = report["art30"]
     assert art["datasets"][0]["records_erased"] == erased == 9
     assert art["datasets"][0]["records_active"] == 72 - 9
