@@ -68,6 +68,9 @@ class TrainConfig:
 
 
 DEFAULT_TRAIN = TrainConfig()  # every field's default, typed (``DEFAULT_TRAIN.rank`` is an int)
+# Fields a model takes from its dataset (one class per label), never from an option; every
+# other field is an option of `unlearn train`, `unlearn experiment train` and the API.
+FROM_DATASET = frozenset({"n_classes"})
 
 
 def help_of(config: type[Any], name: str) -> str:

@@ -135,6 +135,41 @@ class Dataset:
         test = tuple(r for r in self.records if r.record_id in test_ids)
         return self._derive(":train", train), self._derive(":test", test)
 
+    def split_by_subject(self, test_size: int, seed: int) -> tuple[Dataset, Dataset]:
+        """Return ``(train, test)`` with each data subject's records all on one side (a
+        record without a subject stands alone), so erasing a subject never takes records
+        from both.
+
+        Groups are taken in a seeded order (group keys sorted, then shuffled by
+        ``random.Random(seed)``) while they fit in ``test_size``; if that falls short, the
+        smallest group left is added when it lands closer to ``test_size`` and leaves
+        ``train`` a record. Membership depends only on the records' ids and subjects and
+        ``seed``; a dataset without subjects splits exactly as :meth:`split`.
+        """
+        if not 0 <= test_size <= len(self):
+            raise ValueError(f"test_size must be in [0, {len(self)}], got {test_size}")
+        groups: dict[tuple[int, str], int] = {}
+        for r in self.records:
+            groups[_group(r)] = groups.get(_group(r), 0) + 1
+        order = sorted(groups)
+        random.Random(seed).shuffle(order)
+        chosen: set[tuple[int, str]] = set()
+        n = 0
+        for key in order:
+            if n == test_size:
+                break
+            if n + groups[key] <= test_size:
+                chosen.add(key)
+                n += groups[key]
+        rest = [key for key in order if key not in chosen]
+        if n < test_size and rest:
+            over = min(rest, key=groups.__getitem__)  # every group left overshoots
+            if n + groups[over] - test_size < test_size - n and n + groups[over] < len(self):
+                chosen.add(over)
+        train = tuple(r for r in self.records if _group(r) not in chosen)
+        test = tuple(r for r in self.records if _group(r) in chosen)
+        return self._derive(":train", train), self._derive(":test", test)
+
     def subset(self, n: int, seed: int) -> Dataset:
         """Return ``n`` records chosen like ``split``'s test set, in this dataset's order."""
         if not 0 <= n <= len(self):
@@ -150,6 +185,12 @@ class Dataset:
 
     def _derive(self, suffix: str, records: tuple[Record, ...]) -> Dataset:
         return Dataset(name=self.name + suffix, records=records, label_names=self.label_names)
+
+
+def _group(record: Record) -> tuple[int, str]:
+    """The split group of a record: its subject's, or its own when it has none (the tag
+    keeps a subject id from meeting a record id)."""
+    return (0, record.record_id) if record.subject_id is None else (1, record.subject_id)
 
 
 def model_input(source: Record | Mapping[str, object]) -> object:

@@ -12,6 +12,7 @@ class Scope(StrEnum):
     DELETIONS_RESOLVE = "deletions:resolve"
     MODELS_READ = "models:read"
     MODELS_WRITE = "models:write"
+    PLACEMENTS_READ = "placements:read"
     PREDICT = "predict"
     DATASETS_READ = "datasets:read"
     DATASETS_WRITE = "datasets:write"
@@ -27,6 +28,7 @@ SCOPE_HELP: dict[Scope, str] = {
     Scope.DELETIONS_RESOLVE: "decide a request waiting in needs_review",
     Scope.MODELS_READ: "read a model's status",
     Scope.MODELS_WRITE: "register models and queue their training (capped by settings)",
+    Scope.PLACEMENTS_READ: "list which records (by id) sit in a model's shards and slices",
     Scope.PREDICT: "ask a model for predictions",
     Scope.DATASETS_READ: "read a dataset's summary",
     Scope.DATASETS_WRITE: "import datasets",
@@ -48,6 +50,7 @@ ROLES: dict[str, frozenset[Scope]] = {
             Scope.DELETIONS_RESOLVE,
             Scope.MODELS_READ,
             Scope.MODELS_WRITE,
+            Scope.PLACEMENTS_READ,
             Scope.PREDICT,
             Scope.DATASETS_READ,
             Scope.DATASETS_WRITE,

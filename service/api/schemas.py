@@ -19,7 +19,7 @@ from pydantic import (
 
 from models.approximate.names import FAMILY_HELP, METHOD_HELP, FamilyName
 from models.approximate.thresholds import DEFAULT_THRESHOLDS
-from models.config import DEFAULT_TRAIN, help_of
+from models.config import DEFAULT_TRAIN, TrainConfig, help_of
 from service.access.scopes import ROLES, Scope
 from service.lineage.deletion import MAX_RECORD_IDS
 
@@ -87,9 +87,16 @@ class ModelCreate(Strict):
     deletion_probs: list[float] | None = Field(
         None, description="per-slice deletion prior (BMS only)"
     )
+    backbone: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description=f"{help_of(TrainConfig, 'backbone')} (null: the dataset kind's default)",
+    )
     rank: int = _from(DEFAULT_TRAIN, "rank", ge=1, le=256)
     alpha: float = _from(DEFAULT_TRAIN, "alpha", gt=0)
     lr: float = _from(DEFAULT_TRAIN, "lr", gt=0, le=1)
+    weight_decay: float = _from(DEFAULT_TRAIN, "weight_decay", ge=0, le=1)
     epochs: int = _from(DEFAULT_TRAIN, "epochs", ge=1, le=100)
     batch_size: int = _from(DEFAULT_TRAIN, "batch_size", ge=1, le=4096)
     max_length: int = _from(DEFAULT_TRAIN, "max_length", ge=2, le=512)

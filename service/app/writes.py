@@ -11,6 +11,7 @@ from service.app.reads import Reads
 from service.views import Accepted, DatasetSummary, RequestView, plain
 
 if TYPE_CHECKING:
+    from models.config import TrainConfig
     from models.data import Dataset
     from service.approximate.registry import ApproximateSpec
     from service.approximate.review import Action
@@ -67,37 +68,42 @@ class Writes(Reads, AccessOps):
         dataset: str,
         *,
         shards: int,
-        slices: int,
         budget: int,
         selection: str,
         deletion_probs: tuple[float, ...] | None,
-        rank: int,
-        epochs: int,
-        max_length: int,
-        seed: int,
+        config: TrainConfig | None = None,
+        backbone: str | None = None,
         eval_dataset: str | None = None,
     ) -> int:
-        """An S3T model on the dataset's default backbone, with one class per label."""
-        from models.backbones import default_backbone
-        from models.config import TrainConfig
+        """An S3T model trained with ``config`` (default ``DEFAULT_TRAIN``) on ``backbone``
+        (``None``: the dataset kind's default), with one class per label of the dataset:
+        ``config``'s own ``backbone`` and ``n_classes`` are replaced."""
+        import dataclasses
+
+        from models.backbones import backbone_names, default_backbone
+        from models.config import DEFAULT_TRAIN
+        from service.lineage.errors import Unprocessable
         from service.lineage.registry import ModelSpec
 
         ds = self.dataset(dataset)
-        config = TrainConfig(
-            backbone=default_backbone(ds.kind),
-            n_slices=slices,
-            rank=rank,
-            epochs=epochs,
-            max_length=max_length,
-            seed=seed,
-            n_classes=max(2, len(ds.label_names)),
-        )
+        if backbone is not None and backbone not in backbone_names():
+            raise Unprocessable(
+                f"unknown backbone {backbone!r}; known: {', '.join(backbone_names())}"
+            )
+        try:
+            resolved = dataclasses.replace(
+                config or DEFAULT_TRAIN,
+                backbone=backbone or default_backbone(ds.kind),
+                n_classes=max(2, len(ds.label_names)),
+            )
+        except ValueError as exc:
+            raise Unprocessable(str(exc)) from exc
         spec = ModelSpec(
             n_shards=shards,
             budget=budget,
             selection=selection,
             deletion_probs=deletion_probs,
-            config=config,
+            config=resolved,
             eval_dataset=eval_dataset,
         )
         return self.create_model(dataset, spec)
@@ -141,15 +147,11 @@ class Writes(Reads, AccessOps):
         """Queue a retrain for every sequence of an S3T model below full depth that no open
         job rebuilds (after a model incident); returns the new job ids."""
         from service.exact.restore import restore_jobs
-        from service.lineage.errors import Unprocessable
         from service.lineage.registry import get_model
-        from service.states import KindName
 
         with self.write() as s:
-            model = get_model(s, model_id, lock=True)
-            if model.kind != KindName.S3T:
-                raise Unprocessable(f"model {model_id} is {model.kind}: only S3T models restore")
-            jobs = restore_jobs(s, model)
+            # Only S3T models have sequences: any other kind has nothing to restore.
+            jobs = restore_jobs(s, get_model(s, model_id, lock=True))
         self.dispatch()
         return jobs
 

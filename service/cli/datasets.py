@@ -22,8 +22,10 @@ def import_cmd(
     hold_out: Annotated[
         int | None,
         typer.Option(
-            help="also split off this many records (seeded) into dataset NAME-held-out, "
-            "never trained on: the held-out set a model is evaluated against"
+            help="also split off about this many records (seeded) into dataset "
+            "NAME-held-out, never trained on: the held-out set a model is evaluated against. "
+            "Split by data subject: all of a subject's records land on one side (records "
+            "without a subject one by one), so the count can differ by part of a subject"
         ),
     ] = None,
 ) -> None:
@@ -39,7 +41,12 @@ def import_cmd(
         if hold_out is not None:
             if not 0 < hold_out < len(dataset):
                 fail(f"--hold-out must be between 1 and {len(dataset) - 1}")
-            train, held = dataset.split(hold_out, seed)
+            train, held = dataset.split_by_subject(hold_out, seed)
+            if not held.records:
+                fail(
+                    f"cannot hold out about {hold_out} records without splitting a data "
+                    "subject's records"
+                )
             parts = [(label, train), (f"{label}-held-out", held)]
         svc = open_service()
         summaries = [svc.import_dataset(n, d) for n, d in parts]
@@ -47,4 +54,9 @@ def import_cmd(
         out.print(
             f"imported {summary.n_records} records into dataset {summary.name!r} "
             f"({summary.kind}, labels {', '.join(summary.label_names)})"
+        )
+    if hold_out is not None and summaries[-1].n_records != hold_out:
+        out.print(
+            f"held out {summaries[-1].n_records} records, not {hold_out}: each data "
+            "subject's records stay on one side"
         )

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from models.config import DEFAULT_TRAIN, TrainConfig
+from models.config import DEFAULT_TRAIN, TrainConfig, help_of
 from service.cli.common import Selection, fail, floats, out, progress_bars, user_errors
 from service.cli.models import train_option
 
@@ -54,11 +54,15 @@ def train(
         typer.Option(help="per-slice deletion probabilities for bms, e.g. 0.1,0.2,0.3,0.4"),
     ] = None,
     backbone: Annotated[
-        str, typer.Option(help="registered backbone; auto picks one for the dataset's kind")
+        str,
+        typer.Option(
+            help=f"{help_of(TrainConfig, 'backbone')}; auto picks one for the dataset's kind"
+        ),
     ] = "auto",
     rank: Annotated[int, train_option("rank")] = DEFAULT_TRAIN.rank,
     alpha: Annotated[float, train_option("alpha")] = DEFAULT_TRAIN.alpha,
     lr: Annotated[float, train_option("lr")] = DEFAULT_TRAIN.lr,
+    weight_decay: Annotated[float, train_option("weight_decay")] = DEFAULT_TRAIN.weight_decay,
     epochs: Annotated[int, train_option("epochs")] = DEFAULT_TRAIN.epochs,
     batch_size: Annotated[int, train_option("batch_size")] = DEFAULT_TRAIN.batch_size,
     max_length: Annotated[int, train_option("max_length")] = DEFAULT_TRAIN.max_length,
@@ -98,6 +102,7 @@ def train(
             rank=rank,
             alpha=alpha,
             lr=lr,
+            weight_decay=weight_decay,
             epochs=epochs,
             batch_size=batch_size,
             max_length=max_length,

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from service.access.scopes import Scope
 from service.api.auth import Scoped
 from service.api.contract import BODY, problems
-from service.api.schemas import ApproximateModelCreate, ModelCreate, ModelId, PredictRequest
+from service.api.schemas import (
+    MAX_INT,
+    ApproximateModelCreate,
+    ModelCreate,
+    ModelId,
+    PredictRequest,
+)
 from service.core import Service
 from service.lineage.errors import Unprocessable
-from service.views import ModelStatus, Prediction
+from service.views import ModelStatus, PlacementPage, Prediction
 
 router = APIRouter()
 
@@ -31,7 +37,6 @@ def create_model(
 ) -> ModelStatus:
     """Register a model and queue its training; poll ``GET /v1/models/{id}``."""
     from models.config import TrainConfig
-    from service.lineage.registry import ModelSpec
 
     try:
         config = TrainConfig(
@@ -39,6 +44,7 @@ def create_model(
             rank=body.rank,
             alpha=body.alpha,
             lr=body.lr,
+            weight_decay=body.weight_decay,
             epochs=body.epochs,
             batch_size=body.batch_size,
             max_length=body.max_length,
@@ -46,9 +52,16 @@ def create_model(
         )
     except ValueError as exc:
         raise Unprocessable(str(exc)) from exc
-    probs = None if body.deletion_probs is None else tuple(body.deletion_probs)
-    spec = ModelSpec(body.shards, body.budget, body.selection, probs, config, body.eval_dataset)
-    model_id = svc.create_model(body.dataset, spec)
+    model_id = svc.create_s3t_model(
+        body.dataset,
+        shards=body.shards,
+        budget=body.budget,
+        selection=body.selection,
+        deletion_probs=None if body.deletion_probs is None else tuple(body.deletion_probs),
+        config=config,
+        backbone=body.backbone,
+        eval_dataset=body.eval_dataset,
+    )
     response.headers["Location"] = f"/v1/models/{model_id}"
     return svc.model_status(model_id)
 
@@ -79,6 +92,28 @@ def read_model(
     svc: Annotated[Service, Scoped(Scope.MODELS_READ)], model_id: ModelId
 ) -> ModelStatus:
     return svc.model_status(model_id)
+
+
+@router.get(
+    "/models/{model_id:int}/placements",
+    response_model=PlacementPage,
+    responses=problems(
+        404, 422, s404="no such model, no such shard or slice, or a cursor this list did not give"
+    ),
+)
+def list_placements(
+    svc: Annotated[Service, Scoped(Scope.PLACEMENTS_READ)],
+    model_id: ModelId,
+    shard: Annotated[int | None, Query(ge=0, le=MAX_INT, description="only this shard")] = None,
+    slice_: Annotated[
+        int | None, Query(alias="slice", ge=0, le=MAX_INT, description="only this slice")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10000, description="record ids per page")] = 1000,
+    cursor: Annotated[str | None, Query(pattern="^[A-Za-z0-9_-]{1,128}$")] = None,
+) -> PlacementPage:
+    """Active and erased counts per shard and slice, and a page of the active records'
+    ids; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    return svc.placements(model_id, shard=shard, slice_=slice_, limit=limit, cursor=cursor)
 
 
 @router.post(

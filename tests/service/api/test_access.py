@@ -123,6 +123,9 @@ CASES: dict[tuple[str, str], Case] = {
         },
     },
     ("GET", "/v1/models/{model_id}"): lambda w: {"url": f"/v1/models/{w.model_id}"},
+    ("GET", "/v1/models/{model_id}/placements"): lambda w: {
+        "url": f"/v1/models/{w.model_id}/placements"
+    },
     ("POST", "/v1/models/{model_id}/predict"): lambda w: {
         "url": f"/v1/models/{w.model_id}/predict",
         "json": {"inputs": [w.image]},

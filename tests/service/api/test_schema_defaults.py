@@ -5,7 +5,7 @@ from typing import get_args
 
 from models.approximate.names import FAMILY_NAMES
 from models.approximate.thresholds import EvidenceThresholds
-from models.config import TrainConfig
+from models.config import FROM_DATASET, TrainConfig
 from service.api.schemas import ApproximateModelCreate, ModelCreate
 
 # API field -> TrainConfig field (the API keeps its own names)
@@ -14,6 +14,7 @@ TRAIN_FIELDS = {
     "rank": "rank",
     "alpha": "alpha",
     "lr": "lr",
+    "weight_decay": "weight_decay",
     "epochs": "epochs",
     "batch_size": "batch_size",
     "max_length": "max_length",
@@ -27,6 +28,18 @@ def test_model_create_defaults_and_help_are_train_configs() -> None:
         field = ModelCreate.model_fields[api]
         assert field.default == config[name].default, api
         assert field.description == config[name].metadata["help"], api
+
+
+def test_every_train_config_field_but_the_datasets_is_a_model_create_field() -> None:
+    """A field added to ``TrainConfig`` fails here until the API takes it."""
+    api = {TRAIN_FIELDS.get(name, name): field for name, field in ModelCreate.model_fields.items()}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in FROM_DATASET:
+            assert f.name not in api, f"{f.name} is set from the dataset"
+            continue
+        assert f.name in api, f"TrainConfig.{f.name} is not a field of ModelCreate"
+        assert f.metadata["help"] in (api[f.name].description or ""), f.name
+    assert api["backbone"].default is None, "null: the dataset kind's default backbone"
 
 
 def test_approximate_thresholds_are_the_evidence_thresholds() -> None:

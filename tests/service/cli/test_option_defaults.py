@@ -6,13 +6,16 @@ from collections.abc import Callable
 from typing import Any, get_type_hints
 
 import pytest
+from typer.testing import CliRunner
 
 from models.approximate.thresholds import EvidenceThresholds
-from models.config import TrainConfig
+from models.config import FROM_DATASET, TrainConfig
 from service.cli import approximate, experiment, models
+from service.cli.main import app
 
 SLICES = {"slices": "n_slices"}  # the option's name where it is not the field's
-OWN = {"backbone"}  # `experiment train --backbone auto` picks one by the dataset's kind
+OWN = {"backbone"}  # picked by the dataset's kind unless given (its help says so)
+TRAIN_COMMANDS = {"train": models.train, "experiment train": experiment.train}
 
 
 def _options(command: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
@@ -25,7 +28,12 @@ def _options(command: Callable[..., Any]) -> dict[str, tuple[Any, Any]]:
     return found
 
 
-@pytest.mark.parametrize("command", [models.train, experiment.train])
+def _flag(field: str) -> str:
+    option = {v: k for k, v in SLICES.items()}.get(field, field)
+    return "--" + option.replace("_", "-")
+
+
+@pytest.mark.parametrize("command", TRAIN_COMMANDS.values(), ids=TRAIN_COMMANDS)
 def test_train_options_are_train_configs(command: Callable[..., Any]) -> None:
     options = _options(command)
     config = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -33,6 +41,30 @@ def test_train_options_are_train_configs(command: Callable[..., Any]) -> None:
     assert {"slices", "rank", "epochs", "max_length", "seed"} <= set(shared)
     for option, name in shared.items():
         assert options[option] == (config[name].default, config[name].metadata["help"]), option
+
+
+@pytest.mark.parametrize("command", TRAIN_COMMANDS.values(), ids=TRAIN_COMMANDS)
+def test_every_train_config_field_but_the_datasets_is_an_option(
+    command: Callable[..., Any],
+) -> None:
+    """A field added to ``TrainConfig`` fails here until both train commands take it."""
+    options = {SLICES.get(o, o): value for o, value in _options(command).items()}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in FROM_DATASET:
+            assert f.name not in options, f"{f.name} is set from the dataset"
+            continue
+        assert f.name in options, f"TrainConfig.{f.name} is not an option"
+        assert f.metadata["help"] in options[f.name][1], f.name
+
+
+@pytest.mark.parametrize("words", TRAIN_COMMANDS, ids=TRAIN_COMMANDS)
+def test_train_help_lists_every_train_config_field(words: str) -> None:
+    result = CliRunner().invoke(app, [*words.split(), "--help"], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in FROM_DATASET:
+            assert _flag(f.name) in result.output, f.name
+            assert f.metadata["help"] in result.output, f.name
 
 
 def test_threshold_options_are_the_evidence_thresholds() -> None:
