@@ -33,6 +33,15 @@ REQUEST_STATES = tuple(s.value for s in RequestState)
 CLOSED_REQUEST_STATES = (RequestState.COMPLETED, RequestState.FAILED)
 
 
+class RequestOutcome(StrEnum):
+    """What a completed request did (``deletion_requests.outcome``): the request view, the
+    report and the certificate all state it; ``None`` until the request completes."""
+
+    ERASED = "erased"  # its records erased and every model that held them cut or unlearned
+    ALREADY_ERASED = "already_erased"  # every record it matched was erased before
+    NO_MODEL_AFFECTED = "no_model_affected"  # erased; no model held them
+
+
 class JobKind(StrEnum):
     TRAIN = "train"  # every shard of a new S3T model
     RETRAIN = "retrain"  # one cut S3T sequence from its cut step

@@ -67,7 +67,8 @@ def audit_report(
     format: Annotated[str, Query(pattern="^(html|json)$")] = "json",
 ) -> JSONResponse | HTMLResponse:
     """Deletion requests by state, time to effective and completed, deadline compliance,
-    served depth per shard, held-out accuracy, and an Art. 30 style summary."""
+    served depth per shard, held-out accuracy (overall and per label per routing version),
+    and an Art. 30 style summary."""
     lo, hi = _bound(start, "from"), _bound(end, "to")
     if lo is not None and hi is not None and hi <= lo:
         raise LineageError("the report window is empty: 'to' must be after 'from'")

@@ -64,7 +64,7 @@ def certificate_body(
         "subject_key": req.subject_key,
         "requested_by": req.requested_by,
         "dataset": req.dataset,
-        "outcome": req.outcome or "erased",
+        "outcome": req.outcome,
         "records": {"n": len(hashes), "content_hmac": hashes},
         "erasure": {
             "mechanism": "crypto-shredding",

@@ -149,13 +149,18 @@ def certificate_show(
     ] = None,
 ) -> None:
     """Print (or write) the signed certificate of a completed request, byte for byte as
-    issued: redirect it to a file and check it with `unlearn certificate verify`."""
+    issued (the bytes `GET /v1/deletions/{id}/certificate` serves): redirect it to a file and
+    check it with `unlearn certificate verify`."""
     with user_errors():
-        document = open_service().certificate(request_id)
+        document = open_service().certificate(request_id).encode("utf-8")
         if out_file is None:
-            sys.stdout.write(document + "\n")
+            sys.stdout.flush()
+            sys.stdout.buffer.write(document)
+            if sys.stdout.isatty():  # only a terminal gets a newline, for the prompt after it
+                sys.stdout.buffer.write(b"\n")
+            sys.stdout.buffer.flush()
         else:
-            out_file.write_text(document, encoding="utf-8")
+            out_file.write_bytes(document)
             out.print(f"certificate written to {out_file}", highlight=False)
 
 

@@ -7,19 +7,27 @@ Heavy imports (torch, transformers, SQLAlchemy) happen inside the commands that 
 from __future__ import annotations
 
 import json
+import sys
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
-from service.cli import approximate, audit, lineage, models, requests, serve
+from service.cli import approximate, audit, lineage, models, placements, requests, scoring, serve
 from service.cli import datasets as dataset_commands
-from service.cli.common import floats, out, user_errors
+from service.cli.common import UNWRAPPED, floats, out, user_errors
 from service.cli.db import db_app
 from service.cli.erasure import erasure_app
 from service.cli.experiment import experiment
 from service.cli.keys import keys_app
+
+# Off a terminal (a pipe, a file, a log): click's plain help and usage errors, one line per
+# paragraph, never wrapped; Rich's panels would be cut to 80 columns (long option names
+# truncated, errors broken mid-phrase).
+PLAIN = not (sys.stdout.isatty() and sys.stderr.isatty())
+if PLAIN:
+    typer.core.HAS_RICH = False
 
 app = typer.Typer(
     name="unlearn",
@@ -27,6 +35,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"terminal_width": UNWRAPPED, "max_content_width": UNWRAPPED} if PLAIN else {},
 )
 # The operator commands, in the order `unlearn --help` lists them.
 app.add_typer(db_app, name="db")
@@ -40,7 +49,10 @@ requests.requests_app.command("resolve")(approximate.requests_resolve)
 app.add_typer(requests.requests_app, name="requests")
 app.command()(models.status)
 app.command()(models.restore)
+app.command()(scoring.predict)
+app.command()(scoring.evaluate)
 app.command()(lineage.lineage)
+app.command()(placements.placements)
 app.command()(lineage.verify)
 app.command()(serve.openapi)
 app.add_typer(keys_app, name="keys")

@@ -47,8 +47,9 @@ def report(
         Path | None, typer.Option("--out", help="write here (default: standard output)")
     ] = None,
 ) -> None:
-    """Deletion requests, deadlines, served depth, held-out accuracy and an Art. 30 summary;
-    HTML is one self-contained page (inline SVG plots), JSON carries the same numbers."""
+    """Deletion requests, deadlines, served depth, held-out accuracy (overall and per label)
+    and an Art. 30 summary; HTML is one self-contained page (inline SVG plots), JSON carries
+    the same numbers."""
     lo, hi = parse_bound(start, "--from"), parse_bound(end, "--to")
     with user_errors():
         from service.audit.report import render_html

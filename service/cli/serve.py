@@ -6,15 +6,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.cli.common import Progress, open_service, out, progress_bars, user_errors
+from service.cli.common import Progress, fail, open_service, out, progress_bars, user_errors
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from service.views import DemoTargets
+
+BACKLOG = 2048  # uvicorn's default
 
 
 def serve(
@@ -34,10 +39,10 @@ def serve(
     ] = True,
     progress: Progress = True,
 ) -> None:
-    """Run the REST API (and, with no broker configured, a local worker in the same process)."""
-    with user_errors():
-        import uvicorn
-
+    """Run the REST API (and, with no broker configured, a local worker in the same process).
+    Its URL is printed once the port is listening (``--port 0``: a free one); a port in use
+    fails at once, before any set-up."""
+    with user_errors(), bind(host, port) as sock:
         from service.api.app import create_app
 
         svc = open_service()
@@ -46,7 +51,12 @@ def serve(
                 # The demo proves each retrain against training from scratch (certificates).
                 svc.settings = dataclasses.replace(svc.settings, check_retrain=True)
             svc.set_up_demo(demo_records, progress=lambda: progress_bars(progress), say=out.print)
-        url = f"http://{host}:{port}"
+        if run_worker and svc.settings.embedded:
+            from service.cli.progress import log_progress_lines
+
+            log_progress_lines()  # the in-process worker's jobs
+        sock.listen(BACKLOG)  # connections queue from here on: now the URL is true
+        url = f"http://{_netloc(host, sock.getsockname()[1])}"
         # Plain print: rich would wrap the long curl lines and break copy-paste.
         print(f"unlearn API on {url}  (OpenAPI: {url}/openapi.json, with a key)")
         if svc.db.dialect == "sqlite":
@@ -60,7 +70,36 @@ def serve(
             print(curl_examples(svc.demo_targets(), url, token), flush=True)
         else:
             print("create API keys with `unlearn keys create --name NAME --role ROLE`", flush=True)
-        uvicorn.run(create_app(svc, run_worker=run_worker), host=host, port=port, log_level="info")
+        run_server(create_app(svc, run_worker=run_worker), sock)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (not listening yet); a port in use, or a host
+    that is not this machine's, is a one-line user error."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn binds: a restart may reuse a port whose old connections linger in TIME_WAIT
+    # (on Linux this never shares a port another socket listens on).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        fail(f"cannot serve on {_netloc(host, port)}: {exc.strerror or exc}")
+    return sock
+
+
+def run_server(api: FastAPI, sock: socket.socket) -> None:
+    """Serve ``api`` on the listening ``sock`` until interrupted."""
+    import uvicorn
+
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(api, host=host, port=port, log_level="info", backlog=BACKLOG)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def curl_examples(targets: DemoTargets, url: str, token: str) -> str:
@@ -97,10 +136,13 @@ def worker(
         svc = open_service()
         if not svc.settings.embedded:
             cmd = ["celery", "-A", "workers.app", "worker", "-Q", queues, "-c", str(concurrency)]
+            cmd += ["--loglevel", "INFO"]  # shows the jobs' progress lines
             os.execvp(cmd[0], cmd)
         from models.determinism import configure_determinism
+        from service.cli.progress import log_progress_lines
 
         configure_determinism()
+        log_progress_lines()
         local = svc.local_worker()
         out.print("local worker running jobs from the database (Ctrl-C stops)")
         local.start()

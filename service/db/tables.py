@@ -211,6 +211,8 @@ class DeletionRequestRow(Base):
     subject_key: Mapped[str | None] = mapped_column(SHA)
     dataset: Mapped[str | None] = mapped_column(String(200))
     record_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    # The record ids it named that matched no record (null: none, or filed before 0009).
+    not_found: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     reason: Mapped[str | None] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16), index=True)
     outcome: Mapped[str | None] = mapped_column(String(32))

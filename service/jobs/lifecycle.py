@@ -34,6 +34,7 @@ from service.states import (
     MODEL_WORK_JOB_KINDS,
     JobKind,
     JobState,
+    RequestOutcome,
     RequestState,
 )
 
@@ -223,6 +224,11 @@ def transition(
                 at=now,
             )
     data: dict[str, Any] = {"request": req.public_id}
+    if state == RequestState.COMPLETED:
+        # Accepting sets the outcome of a request that completes at once; any later
+        # completion erased and cut (or unlearned): the view and certificate state the same.
+        req.outcome = req.outcome or RequestOutcome.ERASED
+        data["outcome"] = req.outcome
     if detail:
         data.update(detail)
     ref = audit.append(s, f"request.{state}", data, at=now)

@@ -57,7 +57,7 @@ from service.lineage.deletion import (
     scoped_key,
 )
 from service.lineage.registry import get_model
-from service.states import ModelState, RecordState, RequestState
+from service.states import ModelState, RecordState, RequestOutcome, RequestState
 from sharding import subject_key
 
 __all__ = ["Accepted", "DeletionInput", "NoMatch", "accept_deletion"]
@@ -80,15 +80,16 @@ def accept_deletion(
         existing = replay(session, stored, body, idempotency_key)
         if existing is not None:
             existing.status_token_sha256 = token_sha256
-            return Accepted(existing, replayed=True, status_token=token)
+            not_found = tuple(existing.not_found or ())
+            return Accepted(existing, replayed=True, not_found=not_found, status_token=token)
     now = utcnow() if now is None else now
     # Deletions serialise before they match (they would at their first event anyway): two at
     # once of one subject must not both see, and shred, the same data key.
     audit.lock(session)
-    rows, not_found = matching(session, req, secret)
+    rows, missing = matching(session, req, secret)
     if not rows:
         what = "subject" if req.subject_id is not None else "record ids"
-        raise NoMatch(f"no records match the {what}", not_found)
+        raise NoMatch(f"no records match the {what}", missing)
     request = DeletionRequestRow(
         public_id=str(uuid.uuid4()),
         idempotency_key=stored,
@@ -96,6 +97,7 @@ def accept_deletion(
         subject_key=None if req.subject_id is None else subject_key(secret, req.subject_id),
         dataset=req.dataset,
         record_ids=None if req.record_ids is None else list(req.record_ids),
+        not_found=list(missing) or None,
         reason=req.reason,
         state=RequestState.RECEIVED,
         received_at=now,
@@ -146,9 +148,9 @@ def accept_deletion(
     request.state = RequestState.EFFECTIVE if effect.jobs else RequestState.COMPLETED
     request.effective_at = now
     if not active:
-        request.outcome = "already_erased"
+        request.outcome = RequestOutcome.ALREADY_ERASED
     elif not effect.jobs:
-        request.outcome = "no_model_affected"
+        request.outcome = RequestOutcome.NO_MODEL_AFFECTED
     retired = sorted(effect.retired)
     session.add(
         DeletionEventRow(
@@ -189,7 +191,7 @@ def accept_deletion(
     return Accepted(
         request,
         replayed=False,
-        not_found=tuple(not_found),
+        not_found=tuple(missing),
         retired=tuple(effect.retired),
         status_token=token,
     )

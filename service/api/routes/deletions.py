@@ -62,8 +62,6 @@ def create_deletion(
     response.headers["Location"] = f"/v1/deletions/{view.id}"
     if accepted.replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    if accepted.not_found:
-        view = view.model_copy(update={"not_found": list(accepted.not_found)})
     return view.model_copy(update={"status_token": accepted.status_token})
 
 

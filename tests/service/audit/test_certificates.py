@@ -77,7 +77,7 @@ def test_any_changed_byte_or_another_key_fails(flowed: Service, tmp_path: Path) 
     ring = load_keyring([flowed.settings.keyring_dir])
     raw = document.encode()
     assert check_certificate(raw, ring).ok
-    assert check_certificate(raw + b"\n", ring).ok  # as `certificate show` prints it
+    assert check_certificate(raw + b"\n", ring).ok  # as a text editor may save it
     for i in range(len(raw)):
         for delta in (1, 0x20):
             changed = raw[:i] + bytes([raw[i] ^ delta]) + raw[i + 1 :]
@@ -114,8 +114,8 @@ def run(args: list[str], code: int = 0) -> str:
 def test_cli_show_verify_export_rotate(cli_env: Service, tmp_path: Path) -> None:
     req, document = _completed(cli_env)
     cert, pub = tmp_path / "cert.json", tmp_path / "key.pub"
-    assert run(["certificate", "show", req.public_id]).strip() == document
     run(["certificate", "show", req.public_id, "--out", str(cert)])
+    assert cert.read_bytes() == document.encode()
     pub.write_text(run(["audit", "public-key"]))
     assert "certificate OK" in run(["certificate", "verify", str(cert), "--public-key", str(pub)])
     cert.write_bytes(cert.read_bytes().replace(b'"n":3', b'"n":2'))
@@ -145,6 +145,33 @@ def test_cli_show_verify_export_rotate(cli_env: Service, tmp_path: Path) -> None
     export.write_text("\n".join(lines) + "\n")
     out = run(["audit", "verify", "--chain", str(export), "--public-key", str(pub)], code=1)
     assert "event 3" in out
+
+
+def test_certificate_show_redirected_is_the_api_document_byte_for_byte(cli_env: Service) -> None:
+    req, _ = _completed(cli_env)
+    shown = runner.invoke(app, ["certificate", "show", req.public_id])  # stdout is no terminal
+    assert shown.exit_code == 0, shown.output
+    with api_client(cli_env) as client:
+        served = client.get(f"/v1/deletions/{req.public_id}/certificate").content
+    assert shown.stdout_bytes == served and not served.endswith(b"\n")
+
+
+def test_view_report_and_certificate_state_one_outcome_on_every_path(flowed: Service) -> None:
+    # Completed by its cache purge (a worker job), at once with nothing left to erase, and at
+    # once with no model holding the records.
+    flowed.delete(DeletionInput(subject_id="subject-1"))
+    flowed.import_dataset("spare", synthetic_dataset(6, n_subjects=0, seed=5))
+    flowed.delete(DeletionInput(record_ids=("rec-0001",), dataset="spare"))
+    report = {r["id"]: r for r in flowed.audit_report()["requests"]["items"]}
+    outcomes = []
+    with flowed.db.read() as s:
+        done = s.scalars(select(DeletionRequestRow).where(DeletionRequestRow.state == "completed"))
+        for req in list(done):
+            stated = json.loads(certificate_document(s, req.public_id))["outcome"]
+            assert flowed.request(req.public_id).outcome == report[req.public_id]["outcome"]
+            assert report[req.public_id]["outcome"] == stated
+            outcomes.append(stated)
+    assert sorted(outcomes) == ["already_erased", "erased", "no_model_affected"]
 
 
 def test_api_serves_the_certificate_and_refuses_unfinished_ones(flowed: Service) -> None:

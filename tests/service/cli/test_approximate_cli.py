@@ -31,8 +31,8 @@ def ok(args: list[str]) -> str:
 def refused(args: list[str], needle: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, (args, result.output)
-    text = " ".join(result.output.split())  # the error console wraps long lines
-    assert "error:" in text and needle in text, (args, result.output)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and needle in errors[0], (args, result.output)  # one line, unwrapped
     assert "Traceback" not in result.output
 
 

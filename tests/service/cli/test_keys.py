@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import shlex
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from service.access.errors import Unauthenticated
 from service.access.principal import PrincipalType
 from service.access.scopes import ROLES, Scope
 from service.api.app import create_app
+from service.cli import serve as serve_cli
 from service.cli.keys import parse_expiry
 from service.cli.main import app
 from service.cli.serve import curl_examples
@@ -34,6 +36,7 @@ from service.settings import Settings
 from service.states import RecordState
 from service.views import DemoTargets, KeyView
 from tests.service.api.conftest import drain, jsonl
+from tests.service.cli.conftest import free_port
 from tests.service.clients import bearer
 from tests.service.conftest import SMALL, _settings, synthetic_dataset
 
@@ -475,8 +478,6 @@ def test_serve_prints_the_admin_key_and_curl_examples_that_work(
 ) -> None:
     """``unlearn serve`` on the embedded default with a trained model: every printed example,
     sent as printed to the app it serves, answers 2xx (trains SMALL: a few seconds)."""
-    import uvicorn
-
     svc = Service.open(Settings.from_env())
     svc.upgrade_schema()
     svc.import_dataset("synthetic", synthetic_dataset())
@@ -486,13 +487,14 @@ def test_serve_prints_the_admin_key_and_curl_examples_that_work(
     svc.db.dispose()
 
     served: list[FastAPI] = []
+    port = free_port()
 
-    def fake_run(api: FastAPI, **kwargs: Any) -> None:
-        assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
+    def fake_run(api: FastAPI, sock: socket.socket) -> None:
+        assert sock.getsockname() == ("127.0.0.1", port)
         served.append(api)
 
-    monkeypatch.setattr(uvicorn, "run", fake_run)
-    out = ok(["serve", "--no-worker", "--port", "8123", "--no-progress"])
+    monkeypatch.setattr(serve_cli, "run_server", fake_run)
+    out = ok(["serve", "--no-worker", "--port", str(port), "--no-progress"])
     assert len(served) == 1
     keyfile = cli_env / "data" / "admin.key"
     token = keyfile.read_text().strip()
@@ -501,7 +503,7 @@ def test_serve_prints_the_admin_key_and_curl_examples_that_work(
     assert f"kept in {keyfile}" in out
     lines = curl_lines(out)
     assert len(lines) == 3
-    again = ok(["serve", "--no-worker", "--port", "8123", "--no-progress"])
+    again = ok(["serve", "--no-worker", "--port", str(port), "--no-progress"])
     assert curl_lines(again) == lines, "the same stored admin key on a second start"
 
     api = served[0]
@@ -511,7 +513,7 @@ def test_serve_prints_the_admin_key_and_curl_examples_that_work(
                 call = parse_curl(line)
                 assert call["headers"]["Authorization"] == f"Bearer {token}"
                 url = urllib.parse.urlsplit(call["url"])
-                assert url.netloc == "127.0.0.1:8123"
+                assert url.netloc == f"127.0.0.1:{port}"
                 r = client.request(
                     call["method"],
                     url.path,

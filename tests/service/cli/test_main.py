@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +37,27 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for cmd in ("experiment", "train", "serve", "delete", "verify", "simulate-capacity"):
         assert cmd in result.output
+
+
+def test_help_and_usage_errors_off_a_terminal_are_never_wrapped() -> None:
+    """Through a pipe, help gives each option's whole name and its whole help text on one
+    line (the next one for a long name), and a usage error is one line (Rich would draw
+    80-column panels and cut both)."""
+
+    def unlearn(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from service.cli.main import app; app()", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+
+    help_text = unlearn("train-approximate", "--help").stdout
+    lines = help_text.splitlines()
+    at = next(i for i, x in enumerate(lines) if "--max-retain-nll-rise <float range>" in x)
+    assert "language model: flag a relative retain-NLL rise  [default: 0.1; x>=0]" in "".join(
+        lines[at : at + 2]
+    )
+    assert "\u2502" not in help_text  # no panel borders
+    error = unlearn("placements", "--model", "1", "--no-such-option")
+    assert error.returncode == 2
+    assert "Error: No such option: --no-such-option" in error.stderr.splitlines()
 
 
 def test_train_and_evaluate_a_csv(tmp_path: Path) -> None:
@@ -84,13 +107,17 @@ def test_train_and_evaluate_a_csv(tmp_path: Path) -> None:
 
 
 def test_bad_input_gives_one_clear_error(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.csv"
+    # However long the path, the error is one line (output off a terminal is never wrapped).
+    deep = tmp_path / ("a-long-directory-name-" * 8)
+    deep.mkdir()
+    bad = deep / "bad.csv"
     bad.write_text("record_id,text,label\nr1,fine,1\nr1,again,0\n")
     result = runner.invoke(
         app, ["experiment", "train", "--out", str(tmp_path / "r"), "--dataset", str(bad)]
     )
     assert result.exit_code == 2
-    assert "line 3" in result.output and "duplicate" in result.output
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert str(bad) in error and "line 3" in error and 'duplicate record_id "r1"' in error
     assert not (tmp_path / "r" / "run.json").exists()
     result = runner.invoke(app, ["experiment", "evaluate", "--run", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no trained run" in result.output
