@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python -m bench.throughput
 	$(BIN)/python -m bench.service
 	$(BIN)/python -m bench.audit
+	$(BIN)/python -m bench.cli
 	$(BIN)/python -m bench.access
 	$(BIN)/python -m bench.erasure
 	$(BIN)/python -m bench.approximate
