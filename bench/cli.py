@@ -115,10 +115,11 @@ def commands(
         ["evaluate", "--model", "1", "--dataset", "rt-held-out"],
     ]
     deletes = [["delete", "--record", r, "--dataset", "rt"] for r in records[1 : runs + 1]]
+    # The deletions last: each cuts the model until the next run's drain retrains it.
     return (
         [(True, [c] * runs) for c in free]
-        + [(True, deletes)]
         + [(False, [c] * runs) for c in heavy]
+        + [(True, deletes)]
     )
 
 

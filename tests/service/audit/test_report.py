@@ -139,7 +139,11 @@ def test_report_numbers_match_the_database_and_hold_no_personal_data(service: Se
         assert_private(out)
     assert "http://" not in page and "https://" not in page
     refs = re.findall(r"""\b(?:src|href)\s*=\s*["']?([^"'\s>]*)""", page)
+    refs += re.findall(r"url\(([^)]*)\)", page)  # the charts' clip paths
     assert refs and all(ref.startswith("#") for ref in refs), "only in-page references"
+    ids = re.findall(r'\bid="([^"]+)"', page)
+    assert len(ids) == len(set(ids)), "ids are unique on the page"
+    assert all(ref[1:] in ids for ref in refs), "every reference resolves on the page"
     assert "<script" not in page
     for name in CHARTS:
         assert f'id="chart-{name}"' in page
