@@ -79,7 +79,7 @@ class RecordRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), index=True)
-    record_id: Mapped[str] = mapped_column(String(200))
+    record_id: Mapped[str] = mapped_column(String(200), index=True)
     subject_key: Mapped[str | None] = mapped_column(SHA, index=True)
     # HMAC-SHA256 of the content under the deployment secret (``lineage.datasets``).
     content_hmac: Mapped[str] = mapped_column(SHA)
@@ -259,7 +259,7 @@ class JobRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     key: Mapped[str] = mapped_column(String(128), unique=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id"), index=True)
-    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id"))
+    sequence_id: Mapped[int | None] = mapped_column(ForeignKey("sequences.id"), index=True)
     from_step: Mapped[int | None] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
