@@ -13,6 +13,9 @@ backlog of pending retrains (the worst case for the bookkeeping). ``--clients`` 
 ``/v1/deletions`` for ``--seconds``, each request a distinct subject or record (alternately)
 with a unique ``Idempotency-Key``, with a key that holds only ``deletions:create``.
 
+With ``UNLEARN_BENCH_LOG_GROUPS=1`` the server logs each group commit (how many deletions,
+how long) to ``runs/bench-load/server-*.log``.
+
 Reported per backend: requests, errors, requests started per 10 s window (first vs last),
 latency percentiles; then from the DB: every 202 stored exactly once under its key, and the
 row counts of ``deletion_requests``, ``deletion_jobs`` and ``jobs``. Goals: last/first
@@ -62,12 +65,12 @@ EXC_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*: ")  # e.g. "psycopg.errors
 class Layout:
     """The benchmark's deployment: what is imported and how the model is trained."""
 
-    records: int = 4000
+    records: int = 8000
     shards: int = 4
     slices: int = 4
     budget: int = 2
     epochs: int = 1
-    max_length: int = 16
+    max_length: int = 8
 
     def fingerprint(self) -> str:
         text = json.dumps(self.__dict__, sort_keys=True)
@@ -251,6 +254,8 @@ def serve_forever(home: Path, url: str, port: int) -> None:
     from service.core import Service
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    if os.environ.get("UNLEARN_BENCH_LOG_GROUPS"):
+        logging.getLogger("service.app.writes").setLevel(logging.DEBUG)
     svc = Service.open(_settings(home, url))
     app = create_app(svc, run_worker=False)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

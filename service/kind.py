@@ -39,6 +39,23 @@ class DeletionEffect:
     unlearning: bool = False
 
 
+@dataclass(frozen=True)
+class Erasure:
+    """One accepted request (its row id) and the active records it erases."""
+
+    request_id: int
+    records: Sequence[RecordRow]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One accepted request's erasure in one model: ``deleted`` maps each shard to the
+    slices that lost records."""
+
+    request: DeletionRequestRow
+    deleted: Mapping[int, set[int]]
+
+
 @dataclass
 class Report:
     """What ``unlearn verify`` found."""
@@ -102,26 +119,23 @@ class ModelKind(Protocol):
 
     name: KindName
 
-    def before_erasure(self, s: Session, request_id: int, records: Sequence[RecordRow]) -> None:
-        """In the accepting transaction, before the records' payloads are nulled."""
+    def before_erasure(self, s: Session, erasures: Sequence[Erasure]) -> None:
+        """In the accepting transaction, before the records' payloads are nulled: each
+        request accepted together with the records it erases."""
 
-    def on_deletion(
-        self,
-        s: Session,
-        model: ModelRow,
-        request: DeletionRequestRow,
-        deleted: Mapping[int, set[int]],
-    ) -> DeletionEffect:
+    def on_deletion(self, s: Session, model: ModelRow, hits: Sequence[Hit]) -> list[DeletionEffect]:
         """In the accepting transaction, the model row locked, its routing version bumped
-        and the placements stamped; ``deleted``: shard -> slices that lost records."""
+        and the placements stamped: what the requests accepted together (one or more, in
+        order) do to the model; one effect per hit, in order."""
         ...
 
     def status(self, s: Session, model: ModelRow) -> dict[str, Any]:
         """The model's status view (``GET /v1/models/{id}``, ``unlearn status``)."""
         ...
 
-    def request_attempts(self, s: Session, request_id: int) -> list[dict[str, Any]]:
-        """Per-request unlearning attempts shown in the request view (``unlearning``)."""
+    def request_attempts(self, s: Session, jobs: Sequence[JobRow]) -> list[dict[str, Any]]:
+        """Per-request unlearning attempts shown in the request view (``unlearning``), from
+        the jobs the request waits on (in id order)."""
         ...
 
     def verify(self, s: Session, ctx: VerifyContext, model: ModelRow, report: Report) -> None:

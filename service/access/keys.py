@@ -100,6 +100,14 @@ def revoke_key(s: Session, key_id: str, *, now: dt.datetime | None = None) -> Ap
 
 def authenticate(s: Session, token: str, *, now: dt.datetime | None = None) -> Principal:
     """The principal a bearer token stands for, or :class:`Unauthenticated` saying why."""
+    return authenticate_use(s, token, now=now)[0]
+
+
+def authenticate_use(
+    s: Session, token: str, *, now: dt.datetime | None = None
+) -> tuple[Principal, bool]:
+    """:func:`authenticate`, and whether the key's use is due to be recorded (:func:`touch`),
+    read from the same row."""
     now = utcnow() if now is None else now
     if tokens.is_status_token(token):
         digest = tokens.digest(token)
@@ -110,7 +118,7 @@ def authenticate(s: Session, token: str, *, now: dt.datetime | None = None) -> P
         )
         if public_id is None:
             raise Unauthenticated("unknown status token")
-        return status_principal(public_id)
+        return status_principal(public_id), False
     key_id = tokens.key_id_of(token)
     if key_id is None:
         raise Unauthenticated("not an unlearn API key or status token")
@@ -123,7 +131,11 @@ def authenticate(s: Session, token: str, *, now: dt.datetime | None = None) -> P
         raise Unauthenticated(f"API key {row.key_id} was revoked")
     if row.expires_at is not None and row.expires_at <= now:
         raise Unauthenticated(f"API key {row.key_id} expired")
-    return Principal(PrincipalType.KEY, row.key_id, row.name, frozenset(map(Scope, row.scopes)))
+    principal = Principal(
+        PrincipalType.KEY, row.key_id, row.name, frozenset(map(Scope, row.scopes))
+    )
+    last = row.last_used_at
+    return principal, last is None or last < now - TOUCH_EVERY
 
 
 def touch(s: Session, key_id: str, *, now: dt.datetime | None = None) -> bool:
@@ -137,12 +149,6 @@ def touch(s: Session, key_id: str, *, now: dt.datetime | None = None) -> bool:
         .values(last_used_at=now)
     )
     return bool(getattr(result, "rowcount", 0))
-
-
-def needs_touch(s: Session, key_id: str, *, now: dt.datetime | None = None) -> bool:
-    now = utcnow() if now is None else now
-    last = s.scalar(select(ApiKeyRow.last_used_at).where(ApiKeyRow.key_id == key_id))
-    return last is None or last < now - TOUCH_EVERY
 
 
 def models_of(s: Session, principal: Principal, *, lock: bool = False) -> int:

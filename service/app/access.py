@@ -38,11 +38,10 @@ class AccessOps(Base):
     def authenticate(self, token: str) -> Principal:
         """The principal of a bearer token (the key row is read on every call, so a
         revocation holds at once everywhere); records the key's use at most once a minute."""
-        from service.access.keys import authenticate, needs_touch, touch
+        from service.access.keys import authenticate_use, touch
 
         with self.db.read() as s:
-            principal = authenticate(s, token)
-            stale = principal.is_key and needs_touch(s, principal.id)
+            principal, stale = authenticate_use(s, token)
         if stale:
             with self.db.write() as s:
                 touch(s, principal.id)

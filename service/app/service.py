@@ -21,14 +21,18 @@ from service.app.work import Predictor, Work
 from service.audit import log as audit
 from service.audit.keys import Signer
 from service.db.engine import Database
+from service.db.group import GroupCommit
 from service.erasure import vault
 from service.erasure.kek import load_vault
+from service.erasure.scrub import Scrubber
 from service.lineage.errors import Unavailable
 from service.settings import Settings
 
 if TYPE_CHECKING:
     from models.checkpoints import LocalCheckpointStore
     from service.jobs.runner import Send
+    from service.usecases.accept_deletion import Submission
+    from service.views import Accepted
 
 
 def _nowhere(job_id: int, kind: str) -> None:
@@ -51,12 +55,20 @@ class Service(Work, AuditOps):
     send: Send = field(default=_nowhere)
     predictor: Predictor | None = None
     principal: Principal = SYSTEM
+    # Shared by every ``acting_as`` copy: concurrent deletions are accepted in groups.
+    intake: GroupCommit[Submission, Accepted] = field(default_factory=GroupCommit, repr=False)
+    scrubber: Scrubber = field(init=False, repr=False)
     _store: LocalCheckpointStore | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.scrubber = Scrubber(self.db)  # ``acting_as`` copies share the original's
 
     def acting_as(self, principal: Principal) -> Service:
         """This service, for ``principal``: same settings, database, sender and model
         server (the store, a directory handle, is opened again on first use)."""
-        return dataclasses.replace(self, principal=principal)
+        copy = dataclasses.replace(self, principal=principal)
+        copy.scrubber = self.scrubber
+        return copy
 
     @property
     def store(self) -> LocalCheckpointStore:

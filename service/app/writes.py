@@ -4,6 +4,7 @@ deletions. Each is one transaction; files are deleted and jobs dispatched after 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from service.app.access import AccessOps
@@ -11,14 +12,19 @@ from service.app.reads import Reads
 from service.views import Accepted, DatasetSummary, RequestView, plain
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from models.config import TrainConfig
     from models.data import Dataset
     from service.approximate.registry import ApproximateSpec
     from service.approximate.review import Action
     from service.audit.keys import Signer
+    from service.db.group import GroupCommit
+    from service.erasure.scrub import Scrubber
     from service.jobs.runner import Send
     from service.lineage.deletion import DeletionInput
     from service.lineage.registry import ModelSpec
+    from service.usecases.accept_deletion import Submission
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,8 @@ class Writes(Reads, AccessOps):
 
     send: Send
     signer: Signer
+    intake: GroupCommit[Submission, Accepted]
+    scrubber: Scrubber
 
     def import_dataset(self, name: str, dataset: Dataset) -> DatasetSummary:
         from service.lineage.datasets import store_dataset
@@ -156,30 +164,53 @@ class Writes(Reads, AccessOps):
         return jobs
 
     def accept(self, req: DeletionInput, idempotency_key: str | None = None) -> Accepted:
-        """Accept a deletion: erased and cut from serving when this returns."""
-        from service.usecases.accept_deletion import accept_deletion
+        """Accept a deletion: erased and cut from serving when this returns. Concurrent calls
+        are accepted together (``service.db.group``: one transaction for all the deletions
+        that queued while the previous group was written)."""
+        from service.usecases.accept_deletion import Submission
 
-        with self.write() as s:
-            accepted = accept_deletion(
-                s,
-                req,
-                secret=self.settings.secret(),
-                principal=self.principal,
-                idempotency_key=idempotency_key,
-            )
-            view = self._request_view(s, accepted.request)
-        for sha in accepted.retired:
-            self.store.delete(sha)
-        from service.erasure.scrub import scrub
-
-        scrub(self.db)
-        self.dispatch()
-        return Accepted(
-            request=view,
-            replayed=accepted.replayed,
-            not_found=accepted.not_found,
-            status_token=accepted.status_token,
+        return self.intake.submit(
+            Submission(req, self.principal, idempotency_key), self._accept_group
         )
+
+    def _accept_group(self, subs: Sequence[Submission]) -> list[Accepted | Exception]:
+        """One transaction for the group, with each request's view; then the retired files
+        go, the destroyed keys' old pages are scrubbed and the new jobs dispatched, once for
+        the group. If the group's transaction fails, each request is tried alone: one
+        request's failure (or a lost race) is never another's."""
+        from service.lineage.deletion import Accepted as Done
+        from service.usecases.accept_deletion import accept_deletions
+        from service.usecases.views import request_views
+
+        started = time.perf_counter()
+        try:
+            with self.write() as s:
+                outcomes = accept_deletions(s, subs, secret=self.settings.secret())
+                done = [o for o in outcomes if isinstance(o, Done)]
+                views = iter(request_views(s, [o.request for o in done]))
+        except Exception as exc:
+            if len(subs) == 1:
+                return [exc]
+            log.warning("a group of %d deletions failed; accepting them one by one", len(subs))
+            return [self._accept_group([sub])[0] for sub in subs]
+        for o in done:
+            for sha in o.retired:
+                self.store.delete(sha)
+        self.scrubber.soon()
+        self.dispatch()
+        took = 1e3 * (time.perf_counter() - started)
+        log.debug("accepted a group of %d deletions in %.1f ms", len(subs), took)
+        return [
+            o
+            if not isinstance(o, Done)
+            else Accepted(
+                request=RequestView.model_validate(next(views)),
+                replayed=o.replayed,
+                not_found=o.not_found,
+                status_token=o.status_token,
+            )
+            for o in outcomes
+        ]
 
     def delete(
         self, req: DeletionInput, idempotency_key: str | None = None

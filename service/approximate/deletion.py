@@ -5,6 +5,8 @@ published (the approximate contract, stated in the request and the certificate).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -14,10 +16,10 @@ from service.db.tables import (
     ForgetPayloadRow,
     ModelRow,
     PlacementRow,
-    RecordRow,
 )
 from service.erasure import vault
 from service.jobs.create import unlearn_job
+from service.kind import Erasure
 from service.states import KindName, ModelState
 
 
@@ -41,32 +43,39 @@ def queue_unlearning(
     return job.id
 
 
-def quarantine(s: Session, request_id: int, records: list[RecordRow]) -> int:
-    """Keep the payloads of ``records`` that an approximate model holds, for its unlearning
-    job (called before the accepting transaction nulls them); returns how many were kept."""
-    if not records:
-        return 0
-    held = set(
-        s.scalars(
-            select(PlacementRow.record_pk)
-            .join(ModelRow, ModelRow.id == PlacementRow.model_id)
-            .where(
-                ModelRow.kind == KindName.APPROXIMATE,
-                ModelRow.status != ModelState.FAILED,
-                PlacementRow.record_pk.in_([r.id for r in records]),
+def quarantine(s: Session, erasures: Sequence[Erasure]) -> int:
+    """Keep the payloads of the erased records that an approximate model holds, for its
+    unlearning job (called before the accepting transaction nulls them), under one new key
+    per request; returns how many were kept."""
+    pks = sorted({r.id for e in erasures for r in e.records})
+    held: set[int] = set()
+    for start in range(0, len(pks), 1000):
+        held.update(
+            s.scalars(
+                select(PlacementRow.record_pk)
+                .join(ModelRow, ModelRow.id == PlacementRow.model_id)
+                .where(
+                    ModelRow.kind == KindName.APPROXIMATE,
+                    ModelRow.status != ModelState.FAILED,
+                    PlacementRow.record_pk.in_(pks[start : start + 1000]),
+                )
             )
         )
-    )
-    kept = [r for r in records if r.id in held and r.payload is not None]
-    if not kept:
-        return 0
-    # Re-sealed under the request's own key: the records' keys are destroyed when the
-    # accepting transaction commits, this one when the request completes or fails.
-    key_id = vault.new_keys(s, [vault.quarantine_owner(request_id)])[0]
-    for r in kept:
-        assert r.payload is not None
-        sealed = vault.seal(s, key_id, vault.open_payload(s, r.payload))
-        s.add(
-            ForgetPayloadRow(request_id=request_id, record_pk=r.id, label=r.label, payload=sealed)
-        )
-    return len(held)
+    n = 0
+    for e in erasures:
+        kept = [r for r in e.records if r.id in held and r.payload is not None]
+        if not kept:
+            continue
+        # Re-sealed under the request's own key: the records' keys are destroyed when the
+        # accepting transaction commits, this one when the request completes or fails.
+        key_id = vault.new_keys(s, [vault.quarantine_owner(e.request_id)])[0]
+        for r in kept:
+            assert r.payload is not None
+            sealed = vault.seal(s, key_id, vault.open_payload(s, r.payload))
+            s.add(
+                ForgetPayloadRow(
+                    request_id=e.request_id, record_pk=r.id, label=r.label, payload=sealed
+                )
+            )
+        n += len(kept)
+    return n

@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from service.approximate.deletion import quarantine, queue_unlearning
 from service.approximate.status import approximate_status
-from service.approximate.versions import unlearn_attempts
+from service.approximate.versions import attempts_of
 from service.audit import log as audit
-from service.db.tables import DeletionRequestRow, JobRow, ModelRow, RecordRow
-from service.kind import DeletionEffect, Loaded, Report, ServeContext, VerifyContext
+from service.db.tables import DeletionRequestRow, JobRow, ModelRow
+from service.kind import DeletionEffect, Erasure, Hit, Loaded, Report, ServeContext, VerifyContext
 from service.states import JobKind, KindName, ModelState
 
 if TYPE_CHECKING:
@@ -26,24 +26,22 @@ if TYPE_CHECKING:
 class ApproximateKind:
     name = KindName.APPROXIMATE
 
-    def before_erasure(self, s: Session, request_id: int, records: Sequence[RecordRow]) -> None:
+    def before_erasure(self, s: Session, erasures: Sequence[Erasure]) -> None:
         """Quarantine the payloads an approximate model must still unlearn."""
-        quarantine(s, request_id, list(records))
+        quarantine(s, erasures)
 
-    def on_deletion(
-        self,
-        s: Session,
-        model: ModelRow,
-        request: DeletionRequestRow,
-        deleted: Mapping[int, set[int]],
-    ) -> DeletionEffect:
-        return DeletionEffect(jobs={queue_unlearning(s, model, request)}, unlearning=True)
+    def on_deletion(self, s: Session, model: ModelRow, hits: Sequence[Hit]) -> list[DeletionEffect]:
+        """One unlearning job per request (each is unlearned, reviewed and certified alone)."""
+        return [
+            DeletionEffect(jobs={queue_unlearning(s, model, hit.request)}, unlearning=True)
+            for hit in hits
+        ]
 
     def status(self, s: Session, model: ModelRow) -> dict[str, Any]:
         return approximate_status(s, model)
 
-    def request_attempts(self, s: Session, request_id: int) -> list[dict[str, Any]]:
-        return unlearn_attempts(s, request_id)
+    def request_attempts(self, s: Session, jobs: Sequence[JobRow]) -> list[dict[str, Any]]:
+        return attempts_of(s, [j for j in jobs if j.kind == JobKind.UNLEARN])
 
     def verify(self, s: Session, ctx: VerifyContext, model: ModelRow, report: Report) -> None:
         from service.approximate.store import version_store

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -120,8 +121,13 @@ def unlearn_attempts(
     )
     if model_id is not None:
         query = query.where(JobRow.model_id == model_id)
+    return attempts_of(s, list(s.scalars(query)))
+
+
+def attempts_of(s: Session, jobs: Sequence[JobRow]) -> list[dict[str, Any]]:
+    """:func:`unlearn_attempts` of these ``unlearn`` jobs."""
     out = []
-    for job in s.scalars(query):
+    for job in jobs:
         method = str((job.params or {}).get("method"))
         row = s.scalar(select(ModelVersionRow).where(ModelVersionRow.job_id == job.id))
         item: dict[str, Any] = {

@@ -52,7 +52,8 @@ class Sealer:
 SEALER = "audit_sealer"
 SEAL_NOW = frozenset({"request.completed", "request.failed", "certificate.issued", "key.rotated"})
 SIGNED = "chain.signed"
-_DUE, _HEAD = "audit_seal_due", "audit_head"
+_DUE, _HEAD, _HEAD_TX = "audit_seal_due", "audit_head", "audit_head_transaction"
+_LOCKED = "audit_locked_transaction"
 
 
 def head_message(seq: int, digest: str) -> bytes:
@@ -60,6 +61,12 @@ def head_message(seq: int, digest: str) -> bytes:
 
 
 def _head(s: Session) -> EventRef | None:
+    """The chain's head: read once per transaction (under the chain's lock), then known
+    from this transaction's own appends (``_HEAD``, stamped with its transaction; appends
+    never run in a savepoint, whose rollback would leave the cache ahead)."""
+    cached = s.info.get(_HEAD)
+    if cached is not None and s.info.get(_HEAD_TX) is s.get_transaction():
+        return cached  # type: ignore[no-any-return]
     row = s.execute(
         select(AuditEventRow.seq, AuditEventRow.hash).order_by(AuditEventRow.seq.desc()).limit(1)
     ).first()
@@ -77,8 +84,11 @@ def lock(s: Session) -> None:
     """Hold the chain's lock for the rest of the transaction (PostgreSQL; SQLite writers are
     serial anyway). Taken by ``append``; a caller that must see every earlier writer's
     commit before it reads (a deletion matching its records) takes it first."""
+    if s.info.get(_LOCKED) is s.get_transaction():
+        return  # held until this transaction ends
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+    s.info[_LOCKED] = s.get_transaction()
 
 
 def append(
@@ -93,8 +103,7 @@ def append(
     stamp = (utcnow() if at is None else at).isoformat()
     digest = event_hash(prev, seq, stamp, kind, data)
     s.add(AuditEventRow(seq=seq, at=stamp, kind=kind, data=data, prev_hash=prev, hash=digest))
-    s.flush()
-    s.info[_HEAD] = EventRef(seq, digest)
+    s.info[_HEAD], s.info[_HEAD_TX] = EventRef(seq, digest), s.get_transaction()
     sealer = s.info.get(SEALER)
     if sealer is not None and kind != SIGNED:
         if (seq - 1) % sealer.every == 0:

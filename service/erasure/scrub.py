@@ -3,7 +3,8 @@ the database keeps old pages, as far as the database lets us.
 
 - SQLite runs with ``secure_delete`` (deleted content is overwritten in the database file);
   a ``wal_checkpoint(TRUNCATE)`` then copies the WAL back and truncates it to zero bytes.
-  It cannot finish while another connection reads an older snapshot; it is run again after
+  It cannot finish while another connection reads an older snapshot, and it does not wait
+  for one (it would stall every deletion behind the API's reads); it is run again after
   the next erasure or job.
 - PostgreSQL: ``VACUUM FULL data_keys`` rewrites the key table without the dead rows (it
   holds the table's lock for the rewrite: milliseconds for thousands of keys). WAL segments,
@@ -14,10 +15,13 @@ the database keeps old pages, as far as the database lets us.
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 
-from service.db.engine import Database
+from service.db.engine import SQLITE_BUSY_MS, Database
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,13 @@ def scrub(db: Database, tables: tuple[str, ...] = ("data_keys",)) -> bool:
     try:
         if db.dialect == "sqlite":
             with db.engine.connect() as conn:
-                busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                # Never wait for readers (the busy handler would sleep while every API call
+                # reads): copy what can be copied now; the next erasure or job tries again.
+                conn.exec_driver_sql("PRAGMA busy_timeout=0")
+                try:
+                    busy, _, _ = conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+                finally:
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
             return not busy
         if db.dialect == "postgresql":
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -46,3 +56,33 @@ def scrub(db: Database, tables: tuple[str, ...] = ("data_keys",)) -> bool:
     except Exception:
         log.exception("could not scrub destroyed data keys now; the next erasure retries")
     return False
+
+
+@dataclass
+class Scrubber:
+    """:func:`scrub` after erasures, at most once per ``interval_s``: the first erasure of a
+    burst is scrubbed at once, the rest together ``interval_s`` after the previous scrub (a
+    timer; the process waits for it before it exits). ``VACUUM FULL`` rewrites the whole key
+    table, which under a burst of deletions would cost more than accepting them."""
+
+    db: Database
+    interval_s: float = 1.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _last: float = field(default=float("-inf"), repr=False)
+    _timer: threading.Timer | None = field(default=None, repr=False)
+
+    def soon(self) -> None:
+        with self._lock:
+            wait = self._last + self.interval_s - time.monotonic()
+            if wait > 0:
+                if self._timer is None:
+                    self._timer = threading.Timer(wait, self._run)
+                    self._timer.start()
+                return
+            self._last = time.monotonic()
+        scrub(self.db)
+
+    def _run(self) -> None:
+        with self._lock:
+            self._timer, self._last = None, time.monotonic()
+        scrub(self.db)

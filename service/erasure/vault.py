@@ -163,13 +163,19 @@ def open_payloads(s: Session, envelopes: Sequence[dict[str, Any]]) -> list[dict[
 def destroy(s: Session, key_ids: Iterable[str], request_id: int | None = None) -> int:
     """Delete the data keys, leaving for each a ``destroyed_keys`` row: when, for which
     request, and the probe a scan finds a stale copy of its wrapped bytes by."""
-    ids = sorted(set(key_ids))
+    return sum(_destroy(s, dict.fromkeys(key_ids, request_id)).values())
+
+
+def _destroy(s: Session, request_of: dict[str, int | None]) -> dict[int | None, int]:
+    """:func:`destroy` of each key for its request; how many each request destroyed."""
+    ids = sorted(request_of)
     cache = _cache(s)
-    n = 0
+    counts: dict[int | None, int] = defaultdict(int)
+    now = utcnow()
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
         gone = [
-            {"id": key_id, "request_id": request_id, "destroyed_at": utcnow()}
+            {"id": key_id, "request_id": request_of[key_id], "destroyed_at": now}
             | dict(zip(("anchor", "wrapped_sha256"), probes.key_probe(bytes(w)), strict=True))
             for key_id, w in s.execute(
                 select(DataKeyRow.id, DataKeyRow.wrapped).where(DataKeyRow.id.in_(chunk))
@@ -177,12 +183,12 @@ def destroy(s: Session, key_ids: Iterable[str], request_id: int | None = None) -
         ]
         if gone:
             s.execute(insert(DestroyedKeyRow), gone)
-        n += int(
-            getattr(s.execute(delete(DataKeyRow).where(DataKeyRow.id.in_(chunk))), "rowcount", 0)
-        )
+            s.execute(delete(DataKeyRow).where(DataKeyRow.id.in_([g["id"] for g in gone])))
+        for g in gone:
+            counts[request_of[str(g["id"])]] += 1
         for key_id in chunk:
             cache.pop(key_id, None)
-    return n
+    return counts
 
 
 def quarantine_owner(request_id: int) -> str:
@@ -195,13 +201,18 @@ def destroy_owner(s: Session, owner: str, request_id: int | None = None) -> int:
     return destroy(s, ids, request_id)
 
 
-def shred(s: Session, erased: Sequence[RecordRow]) -> int:
-    """Destroy the data keys of ``erased`` (already tombstoned, payload null) after moving
-    every record that shares one of them and stays active onto a new key of its owner.
-    Returns how many keys were destroyed."""
+def shred(s: Session, erased: Sequence[RecordRow]) -> dict[int, int]:
+    """Destroy the data keys of ``erased`` (already tombstoned, payload null, ``erased_by``
+    set: one or more requests) after moving every record that shares one of them and stays
+    active onto a new key of its owner. Returns how many keys each request destroyed (a key
+    two of them held counts for the first)."""
     key_ids = {r.data_key_id for r in erased if r.data_key_id is not None}
     if not key_ids:
-        return 0
+        return {}
+    request_of: dict[str, int | None] = {}
+    for r in erased:  # in order: a key two requests held counts for the first
+        if r.data_key_id is not None:
+            request_of.setdefault(r.data_key_id, r.erased_by)
     staying = list(
         s.scalars(
             select(RecordRow).where(
@@ -227,7 +238,8 @@ def shred(s: Session, erased: Sequence[RecordRow]) -> int:
         .where(RecordRow.data_key_id.in_(sorted(key_ids)), RecordRow.state != RecordState.ACTIVE)
         .values(data_key_id=None)
     )
-    return destroy(s, key_ids, erased[0].erased_by)
+    counts = _destroy(s, request_of)
+    return {request_id: n for request_id, n in counts.items() if request_id is not None}
 
 
 def rewrap(s: Session, new: Vault) -> int:

@@ -14,38 +14,54 @@ and reported on the model.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.audit import log as audit
 from service.db.base import utcnow
-from service.db.tables import CheckpointRow, DeletionRequestRow, ModelRow, SequenceRow
-from service.jobs.create import link, open_train_job, purge_job, retrain_job, running_retrains
-from service.kind import DeletionEffect
-from service.lineage.publish import trained_steps
-from service.lineage.routing import persist_routes, served_depths, shard_sequences
+from service.db.tables import CheckpointRow, ModelRow
+from service.jobs.create import (
+    link_new,
+    open_train_job,
+    purge_job,
+    retrain_job,
+    running_retrains,
+)
+from service.kind import DeletionEffect, Hit
+from service.lineage.publish import published_sequences
+from service.lineage.routing import persist_routes, served_depths, shards_sequences
 from service.states import CheckpointState, ModelState
 from sharding import SliceAddress, plan_deletion
 
 
-def cut_model(
-    session: Session,
-    model: ModelRow,
-    request: DeletionRequestRow,
-    deleted: Mapping[int, set[int]],
-) -> DeletionEffect:
-    """Persist the planner's cuts, routes and retrain tasks for the slices in ``deleted``
-    (shard -> slices that lost records); the model row is locked and its routing version
-    already bumped by the caller."""
-    effect = DeletionEffect()
+def cut_model(session: Session, model: ModelRow, hits: Sequence[Hit]) -> list[DeletionEffect]:
+    """Persist the planner's cuts, routes and retrain tasks for the slices the requests
+    accepted together erased; the model row is locked and its routing version already bumped
+    by the caller. The plan is made once, for the union of their slices: the group shares
+    one purge job, one retrain job per cut sequence and one ``routing.published`` event.
+
+    Each request's effect names the cuts it caused alone too (a slice of it lay in the cut
+    sequence's clean prefix), the checkpoints trained on its slices and the jobs it waits on
+    (the purge; the train job while the model trains)."""
+    effects = [DeletionEffect() for _ in hits]
     # First, so a worker that runs jobs in id order also takes it before any retrain.
-    effect.jobs.add(purge_job(session, model, request))
-    sequences: dict[int, list[SequenceRow]] = {}
-    for shard, slices in sorted(deleted.items()):
-        effect.retired += _retire(session, model.id, shard, slices)
-        sequences[shard] = shard_sequences(session, model.id, shard)
+    purge = purge_job(session, model, hits[0].request)
+    link_new(session, [hit.request.id for hit in hits[1:]], purge)
+    for effect in effects:
+        effect.jobs.add(purge)
+    deleted: dict[int, set[int]] = defaultdict(set)
+    for hit in hits:
+        for shard, slices in hit.deleted.items():
+            deleted[shard] |= slices
+    for shard, sha, trained_on in _retire(session, model.id, deleted):
+        for hit, effect in zip(hits, effects, strict=True):
+            if hit.deleted.get(shard, set()) & trained_on:
+                effect.retired.append(sha)
+    sequences = shards_sequences(session, model.id, deleted)
+    published = published_sequences(session, [q.id for seqs in sequences.values() for q in seqs])
     plan = plan_deletion(
         {shard: [tuple(q.permutation) for q in seqs] for shard, seqs in sequences.items()},
         {shard: [q.valid_depth for q in seqs] for shard, seqs in sequences.items()},
@@ -59,20 +75,22 @@ def cut_model(
         retrain_job(session, model, running.sequence_id, running.from_step)
     for task in plan.retrain:
         seq = sequences[task.shard][task.sequence]
-        if not trained_steps(session, seq.id):
+        if seq.id not in published:
             continue  # the train job has not published this shard yet
         before, seq.valid_depth = seq.valid_depth, plan.depths[task.shard][task.sequence]
         job = retrain_job(session, model, seq.id, task.from_step)
-        effect.cuts.append(
-            {
-                "model": model.id,
-                "shard": task.shard,
-                "sequence": seq.position,
-                "from_depth": before,
-                "to_depth": seq.valid_depth,
-                "job": job,
-            }
-        )
+        cut: dict[str, object] = {
+            "model": model.id,
+            "shard": task.shard,
+            "sequence": seq.position,
+            "from_depth": before,
+            "to_depth": seq.valid_depth,
+            "job": job,
+        }
+        prefix = set(seq.permutation[:before])
+        for hit, effect in zip(hits, effects, strict=True):
+            if hit.deleted.get(task.shard, set()) & prefix:
+                effect.cuts.append(cut)
     persist_routes(session, model, plan.routes, sequences)
     audit.append(
         session,
@@ -80,29 +98,33 @@ def cut_model(
         {
             "model": model.id,
             "routing_version": model.routing_version,
-            "cause": request.public_id,
+            "causes": [hit.request.public_id for hit in hits],
             "served": served_depths(session, model.id),
         },
     )
     if model.status in (ModelState.PENDING, ModelState.TRAINING):
         train = open_train_job(session, model.id)
         if train is not None:
-            link(session, request.id, train.id)
-            effect.jobs.add(train.id)
-    return effect
+            link_new(session, [hit.request.id for hit in hits], train.id)
+            for effect in effects:
+                effect.jobs.add(train.id)
+    return effects
 
 
-def _retire(session: Session, model_id: int, shard: int, slices: set[int]) -> list[str]:
-    """Every live checkpoint of the shard trained on one of ``slices`` is tainted now."""
-    shas = []
+def _retire(
+    session: Session, model_id: int, deleted: Mapping[int, set[int]]
+) -> list[tuple[int, str, set[int]]]:
+    """Every live checkpoint of a shard trained on one of its slices in ``deleted`` is
+    tainted now: (shard, file hash, the slices it was trained on) of each."""
+    retired = []
     for ckpt in session.scalars(
         select(CheckpointRow).where(
             CheckpointRow.model_id == model_id,
-            CheckpointRow.shard == shard,
+            CheckpointRow.shard.in_(sorted(deleted)),
             CheckpointRow.state == CheckpointState.LIVE,
         )
     ):
-        if slices.intersection(ckpt.slice_ids):
+        if deleted[ckpt.shard].intersection(ckpt.slice_ids):
             ckpt.state, ckpt.retired_at = CheckpointState.RETIRED, utcnow()
-            shas.append(ckpt.sha256)
-    return shas
+            retired.append((ckpt.shard, ckpt.sha256, set(ckpt.slice_ids)))
+    return retired

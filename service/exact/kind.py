@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from service.db.tables import DeletionRequestRow, JobRow, ModelRow, RecordRow
-from service.kind import DeletionEffect, Loaded, Report, ServeContext, VerifyContext
+from service.db.tables import DeletionRequestRow, JobRow, ModelRow
+from service.kind import DeletionEffect, Erasure, Hit, Loaded, Report, ServeContext, VerifyContext
 from service.states import JobKind, KindName
 
 if TYPE_CHECKING:
@@ -23,26 +23,20 @@ if TYPE_CHECKING:
 class ExactKind:
     name = KindName.S3T
 
-    def before_erasure(self, s: Session, request_id: int, records: Sequence[RecordRow]) -> None:
+    def before_erasure(self, s: Session, erasures: Sequence[Erasure]) -> None:
         """Nothing: an S3T model never needs an erased payload again."""
 
-    def on_deletion(
-        self,
-        s: Session,
-        model: ModelRow,
-        request: DeletionRequestRow,
-        deleted: Mapping[int, set[int]],
-    ) -> DeletionEffect:
+    def on_deletion(self, s: Session, model: ModelRow, hits: Sequence[Hit]) -> list[DeletionEffect]:
         from service.exact.deletion import cut_model
 
-        return cut_model(s, model, request, deleted)
+        return cut_model(s, model, hits)
 
     def status(self, s: Session, model: ModelRow) -> dict[str, Any]:
         from service.exact.status import exact_status
 
         return exact_status(s, model)
 
-    def request_attempts(self, s: Session, request_id: int) -> list[dict[str, Any]]:
+    def request_attempts(self, s: Session, jobs: Sequence[JobRow]) -> list[dict[str, Any]]:
         return []
 
     def verify(self, s: Session, ctx: VerifyContext, model: ModelRow, report: Report) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.db.base import utcnow
@@ -48,6 +48,11 @@ def link(session: Session, request_id: int, job_id: int) -> None:
     """The request waits on the job (idempotent)."""
     if session.get(DeletionJobRow, (request_id, job_id)) is None:
         session.add(DeletionJobRow(request_id=request_id, job_id=job_id))
+
+
+def link_new(session: Session, request_ids: Iterable[int], job_id: int) -> None:
+    """Requests created in this transaction wait on the job (none can be linked yet)."""
+    session.add_all(DeletionJobRow(request_id=r, job_id=job_id) for r in request_ids)
 
 
 def unlearn_job(
@@ -116,16 +121,33 @@ def purge_job(session: Session, model: ModelRow, request: DeletionRequestRow) ->
 def retrain_job(
     session: Session, model: ModelRow, sequence_id: int, from_step: int, *, again: str = ""
 ) -> int:
-    """The idempotent retrain job for (sequence, cut step, erased set); older open jobs of
-    the sequence are superseded (a running one stops at its next heartbeat).
+    """The retrain job that rebuilds the sequence from ``from_step``; the sequence's other
+    open jobs are superseded (a running one stops at its next heartbeat).
 
-    Retraining is the model's work: no request waits on it, so superseding moves nothing
-    and the job costs O(1) rows whatever the backlog. Every erasure in a model bumps its
-    routing version, so the version names the model's erased-record set: the key costs O(1)
-    however many records were erased before. ``again`` tells a deliberate new attempt (an
-    operator's restore after a failure) from the job the key would otherwise name."""
-    key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}{again}"
-    job = session.scalar(select(JobRow).where(JobRow.key == key))
+    Deletions that hit a sequence before its rebuild starts share one job: a queued job that
+    no attempt has touched yet (it reads the records when it runs) and starts at or before
+    ``from_step`` is kept (its row locked, so no worker claims it before this transaction
+    commits). Otherwise a new job is made, keyed by the sequence, the cut step and the
+    routing version (which names the model's erased-record set), so the key costs O(1)
+    however many records were erased before. Retraining is the model's work: no request
+    waits on it, and superseding moves nothing. ``again`` asks for a new job in any case (an
+    operator's restore after a failure)."""
+    open_jobs = list(
+        session.scalars(
+            select(JobRow)
+            .where(
+                JobRow.sequence_id == sequence_id,
+                JobRow.kind == JobKind.RETRAIN,
+                JobRow.state.in_(OPEN_JOB_STATES),
+            )
+            .order_by(JobRow.id)
+            .with_for_update()
+        )
+    )
+    job = None if again else next((j for j in open_jobs if _untouched(j, from_step)), None)
+    if job is None:
+        key = f"retrain:{sequence_id}:{from_step}:v{model.routing_version}{again}"
+        job = session.scalar(select(JobRow).where(JobRow.key == key))
     if job is None:
         job = JobRow(
             kind=JobKind.RETRAIN,
@@ -137,18 +159,23 @@ def retrain_job(
         )
         session.add(job)
         session.flush()
-    session.execute(
-        update(JobRow)
-        .where(
-            JobRow.sequence_id == sequence_id,
-            JobRow.kind == JobKind.RETRAIN,
-            JobRow.state.in_(OPEN_JOB_STATES),
-            JobRow.id != job.id,
-        )
-        .values(state=JobState.SUPERSEDED, superseded_by=job.id, finished_at=utcnow())
-        .execution_options(synchronize_session="fetch")
-    )
+    now = utcnow()
+    for other in open_jobs:
+        if other.id != job.id:
+            other.state, other.superseded_by, other.finished_at = JobState.SUPERSEDED, job.id, now
     return job.id
+
+
+def _untouched(job: JobRow, from_step: int) -> bool:
+    """A queued retrain no attempt has started (no recorded steps: ``service.jobs.resume``)
+    that rebuilds at least the steps from ``from_step``."""
+    return (
+        job.state == JobState.QUEUED
+        and not job.attempts
+        and not (job.params or {}).get("steps")
+        and job.from_step is not None
+        and job.from_step <= from_step
+    )
 
 
 def running_retrains(session: Session, model_id: int, shards: Iterable[int]) -> list[JobRow]:

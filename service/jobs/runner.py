@@ -121,12 +121,16 @@ def dispatch_pending(db: Database, send: Send) -> list[int]:
                 .order_by(JobRow.id)
             )
         )
-    sent = []
-    for job_id, kind in pending:
-        send(job_id, kind)
-        with db.write() as s:
-            s.execute(update(JobRow).where(JobRow.id == job_id).values(enqueued_at=utcnow()))
-        sent.append(job_id)
+    sent: list[int] = []
+    try:
+        for job_id, kind in pending:
+            send(job_id, kind)
+            sent.append(job_id)
+    finally:
+        # One write for all that went out (also when the broker failed part-way).
+        if sent:
+            with db.write() as s:
+                s.execute(update(JobRow).where(JobRow.id.in_(sent)).values(enqueued_at=utcnow()))
     return sent
 
 

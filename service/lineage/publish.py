@@ -79,6 +79,19 @@ def trained_steps(session: Session, sequence_id: int) -> int:
     return int(n or 0)
 
 
+def published_sequences(session: Session, sequence_ids: Sequence[int]) -> set[int]:
+    """Those of the sequences with at least one published step (:func:`trained_steps`)."""
+    if not sequence_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(SequenceStepRow.sequence_id)
+            .where(SequenceStepRow.sequence_id.in_(sorted(sequence_ids)))
+            .distinct()
+        )
+    )
+
+
 def sequence_chain(session: Session, seq: SequenceRow, depth: int) -> list[CheckpointRow]:
     """Checkpoints of steps ``1..depth`` of a sequence, in step order."""
     rows = session.execute(

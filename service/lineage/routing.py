@@ -21,6 +21,20 @@ def shard_sequences(session: Session, model_id: int, shard: int) -> list[Sequenc
     )
 
 
+def shards_sequences(
+    session: Session, model_id: int, shards: Iterable[int]
+) -> dict[int, list[SequenceRow]]:
+    """:func:`shard_sequences` of each shard, in one query."""
+    out: dict[int, list[SequenceRow]] = {shard: [] for shard in sorted(set(shards))}
+    for q in session.scalars(
+        select(SequenceRow)
+        .where(SequenceRow.model_id == model_id, SequenceRow.shard.in_(list(out)))
+        .order_by(SequenceRow.shard, SequenceRow.position)
+    ):
+        out[q.shard].append(q)
+    return out
+
+
 def refresh_routing(session: Session, model: ModelRow, shards: Iterable[int]) -> None:
     """Point every given shard at its deepest clean sequence (``sharding.serve``)."""
     sequences = {shard: shard_sequences(session, model.id, shard) for shard in set(shards)}

@@ -22,8 +22,10 @@ from service.jobs.runner import LocalWorker
 from service.lineage.deletion import DeletionInput
 from service.lineage.publish import sequence_chain
 from service.lineage.registry import get_model
+from service.usecases.accept_deletion import Submission
 from service.usecases.verify import verify
 from service.usecases.views import model_status
+from service.views import Accepted
 from tests.service.conftest import SMALL, synthetic_dataset
 from tests.service.lineage.test_flow import from_scratch
 
@@ -85,11 +87,22 @@ CASES: dict[str, Callable[[Placed, Service, int], list[DeletionInput]]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_worst_case_deletion_completes_and_the_model_recovers(service: Service, case: str) -> None:
+FIRSTS = "a subject in the first slice of every sequence"
+
+
+@pytest.mark.parametrize(("case", "grouped"), [(case, False) for case in CASES] + [(FIRSTS, True)])
+def test_worst_case_deletion_completes_and_the_model_recovers(
+    service: Service, case: str, grouped: bool
+) -> None:
+    """``grouped``: the requests are accepted together, in one group commit."""
     model_id, placed = _trained(service)
     requests = CASES[case](placed, service, model_id)
-    ids = [service.accept(r).request.id for r in requests]
+    if grouped:
+        outs = service._accept_group([Submission(r, service.principal) for r in requests])
+        assert len(outs) > 1 and all(isinstance(o, Accepted) for o in outs)
+        ids = [o.request.id for o in outs if isinstance(o, Accepted)]
+    else:
+        ids = [service.accept(r).request.id for r in requests]
 
     # The erasure queue alone completes every request, each with a signed certificate.
     worker = LocalWorker(service.db, service.settings)
