@@ -42,7 +42,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[obje
         table.add_column(col, justify="right")
     for row in rows:
         table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
-    Console(width=140).print(table)
+    # A terminal wraps to its width; a file or pipe gets every row whole.
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=10_000, soft_wrap=True)
+        table.expand = False
+    console.print(table)
 
 
 def write_json(path: Path, data: object) -> None:

@@ -5,9 +5,12 @@ API runs; one accept's SQL is mostly fixed cost (transaction, chain head, the mo
 jobs), which a group pays once. :class:`GroupCommit` lets the first caller that finds no
 group running lead: it takes everything queued (up to ``max_group``), runs it with one call
 of the leader's ``run`` and hands each caller its own result, or its own exception. A caller
-that arrives meanwhile queues for the next group, so under load a group is what arrived
-during the previous one (plus, for a few milliseconds, the callers the previous group just
-answered), and an idle service runs each call alone at once.
+that arrives meanwhile queues for the next group. Under load the next leader waits (at most
+``linger_s``, and no longer than the previous group took) until as many callers are queued as
+there were when the previous group ended, its own and those queued behind it: the callers it
+just answered are about to call again. Without that wait 16 clients settled into two
+alternating groups of 8, each paying the fixed cost; an idle service runs each call alone
+at once.
 """
 
 from __future__ import annotations
@@ -66,21 +69,22 @@ class GroupCommit(Generic[T, R]):
             self._leading = True
             self._linger()
             group, self._queue = self._queue[: self.max_group], self._queue[self.max_group :]
-            self._last = len(group)
         started = time.monotonic()
         try:
             self._run(group, run)
         finally:
             with self._lock:
                 self._leading = False
+                self._last = min(len(group) + len(self._queue), self.max_group)
                 self._took = time.monotonic() - started
                 self._done.notify_all()
         return self._outcome(slot) if slot.done else self._wait_or_lead(slot, run)
 
     def _linger(self) -> None:
-        """Under load (the previous group had company), wait for as many callers as it had,
-        up to ``linger_s`` and no longer than it took: those it just answered are about to
-        call again, and a group pays its fixed cost once. An idle service never waits."""
+        """Under load (the previous group had company), wait for as many callers as were
+        waiting when it ended (its own and those queued behind it), up to ``linger_s`` and no
+        longer than it took: those it just answered are about to call again, and a group pays
+        its fixed cost once. An idle service never waits."""
         if self._last <= 1:
             return
         deadline = time.monotonic() + min(self.linger_s, self._took)

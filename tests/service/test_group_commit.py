@@ -105,3 +105,35 @@ def test_an_idle_caller_runs_alone_at_once() -> None:
     run = Recorder()
     assert [gc.submit(i, run) for i in (0, 2, 4)] == [0, 20, 40]
     assert run.groups == [[0], [2], [4]]
+
+
+def test_a_leader_waits_for_the_callers_the_previous_group_just_answered() -> None:
+    """A group ends with callers queued behind it: its own callers are about to call again
+    (a client answered sends its next request), so the next leader waits, briefly, for as
+    many as were waiting in all, and they go in one group instead of alternating halves."""
+    gc: GroupCommit[int, int] = GroupCommit(linger_s=0.5)
+    run = Recorder(hold_first=True)
+    out: dict[int, int | BaseException] = {}
+
+    def call(i: int, again: int | None = None) -> None:
+        out[i] = gc.submit(i, run)
+        if again is not None:
+            time.sleep(0.02)  # the client's own work before its next request
+            out[again] = gc.submit(again, run)
+
+    first = threading.Thread(target=call, args=(0, 100))
+    first.start()
+    assert run.started.wait(10)
+    time.sleep(0.2)  # the first group takes a while: the linger may be as long
+    rest = [threading.Thread(target=call, args=(i,)) for i in (2, 4, 6)]
+    for t in rest:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(gc._queue) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    run.release.set()
+    for t in [first, *rest]:
+        t.join(10)
+    assert run.groups[0] == [0]
+    assert sorted(run.groups[1]) == [2, 4, 6, 100], run.groups
+    assert out == {0: 0, 2: 20, 4: 40, 6: 60, 100: 1000}
