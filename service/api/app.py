@@ -118,6 +118,13 @@ def create_app(service: Service | None = None, *, run_worker: bool = True) -> Fa
     return app
 
 
+def api_process() -> FastAPI:
+    """The app of one of several API processes (``unlearn serve --processes N``): the
+    service from the environment; jobs are run by the supervising process's local worker
+    (which polls for them) or by the broker's workers."""
+    return create_app(run_worker=False)
+
+
 def readiness(view: Readiness | dict[str, dict[str, Any]]) -> Readiness | JSONResponse:
     """Decided here from the acceptance checks alone, whatever the service's own verdict."""
     checks = view.model_dump(mode="json")["checks"] if isinstance(view, Readiness) else view

@@ -8,7 +8,7 @@ import json
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from service.views import DemoTargets
 
 BACKLOG = 2048  # uvicorn's default
+API_PROCESS = "service.api.app:api_process"  # the factory each of several API processes calls
 
 
 def serve(
@@ -30,6 +31,14 @@ def serve(
         typer.Option(help="on first start, import Rotten Tomatoes and train a small model"),
     ] = False,
     demo_records: Annotated[int, typer.Option(help="records the demo imports")] = 2000,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="API processes sharing the port (the worker, if any, runs beside them in "
+            "the supervising process)",
+        ),
+    ] = 1,
     run_worker: Annotated[
         bool,
         typer.Option(
@@ -41,7 +50,9 @@ def serve(
 ) -> None:
     """Run the REST API (and, with no broker configured, a local worker in the same process).
     Its URL is printed once the port is listening (``--port 0``: a free one); a port in use
-    fails at once, before any set-up."""
+    fails at once, before any set-up. With ``--processes N`` the API runs in N processes (one
+    CPU core each: Python runs one thread at a time), each reading its settings from the same
+    environment; the local worker then finds new jobs within 2 s instead of at once."""
     with user_errors(), bind(host, port) as sock:
         from service.api.app import create_app
 
@@ -70,7 +81,20 @@ def serve(
             print(curl_examples(svc.demo_targets(), url, token), flush=True)
         else:
             print("create API keys with `unlearn keys create --name NAME --role ROLE`", flush=True)
-        run_server(create_app(svc, run_worker=run_worker), sock)
+        if processes == 1:
+            run_server(create_app(svc, run_worker=run_worker), sock)
+            return
+        worker = svc.local_worker() if run_worker and svc.settings.embedded else None
+        if worker is not None:
+            from models.determinism import configure_determinism
+
+            configure_determinism()
+            worker.start()
+        try:
+            run_server(API_PROCESS, sock, processes=processes)
+        finally:
+            if worker is not None:
+                worker.stop(timeout=5)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -89,13 +113,39 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(api: FastAPI, sock: socket.socket) -> None:
-    """Serve ``api`` on the listening ``sock`` until interrupted."""
+def run_server(
+    api: FastAPI | str,
+    sock: socket.socket,
+    *,
+    processes: int = 1,
+    log_config: dict[str, Any] | None = None,
+    access_log: bool = True,
+) -> None:
+    """Serve ``api`` on the listening ``sock`` until interrupted: the app itself in this
+    process, or, with ``processes`` > 1, an app factory's import path (``"module:name"``)
+    that each process calls (uvicorn's supervisor restarts a process that dies).
+    ``log_config``: a :func:`logging.config.dictConfig` for every process (default:
+    uvicorn's); ``access_log=False`` logs no line per request."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.supervisors import Multiprocess
 
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(api, host=host, port=port, log_level="info", backlog=BACKLOG)
-    uvicorn.Server(config).run(sockets=[sock])
+    config = uvicorn.Config(
+        api,
+        host=host,
+        port=port,
+        log_level="info",
+        backlog=BACKLOG,
+        factory=isinstance(api, str),
+        workers=processes,
+        log_config=LOGGING_CONFIG if log_config is None else log_config,
+        access_log=access_log,
+    )
+    if processes == 1:
+        uvicorn.Server(config).run(sockets=[sock])
+    else:
+        Multiprocess(config, sockets=[sock]).run()
 
 
 def _netloc(host: str, port: int) -> str:

@@ -1,5 +1,5 @@
-"""``unlearn serve`` prints its URL only once the port listens, and a port in use is a clear
-one-line error with no URL."""
+"""``unlearn serve`` prints its URL only once the port listens, a port in use is a clear
+one-line error with no URL, and ``--processes N`` runs N API processes on the port."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -35,12 +37,7 @@ def test_a_port_in_use_is_an_error_and_no_url(cli_env: Path) -> None:
 
 
 def test_the_url_is_printed_once_the_port_accepts_connections(cli_env: Path) -> None:
-    log = (cli_env / "serve.log").open("wb")
-    cmd = [sys.executable, "-c", "from service.cli.main import app; app(prog_name='unlearn')"]
-    cmd += ["serve", "--no-worker", "--port", "0", "--no-progress"]
-    env = os.environ | {"PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
-    try:
+    with _serving(cli_env) as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline().decode()
         found = URL_LINE.match(first)
@@ -51,6 +48,19 @@ def test_the_url_is_printed_once_the_port_accepts_connections(cli_env: Path) -> 
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
         # ... and the API answers on it once its start-up is done.
         assert _livez(port, deadline=time.monotonic() + 60) == 200
+
+
+@contextmanager
+def _serving(cli_env: Path, *options: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``unlearn serve --no-worker --port 0`` with ``options``, its stdout piped, stopped
+    at the end."""
+    log = (cli_env / "serve.log").open("wb")
+    cmd = [sys.executable, "-c", "from service.cli.main import app; app(prog_name='unlearn')"]
+    cmd += ["serve", "--no-worker", "--port", "0", "--no-progress", *options]
+    env = os.environ | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log)
+    try:
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -68,3 +78,52 @@ def _livez(port: int, deadline: float) -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_several_api_processes_share_the_port_and_one_that_dies_is_replaced(
+    cli_env: Path,
+) -> None:
+    """``--processes 2``: two API processes answer on the one port, each with the key the
+    supervisor printed; after one is killed the other still answers and a new one starts."""
+    with _serving(cli_env, "--processes", "2") as proc:
+        assert proc.stdout is not None
+        found = URL_LINE.match(proc.stdout.readline().decode())
+        assert found, (cli_env / "serve.log").read_text()
+        port = int(found.group(1))
+        proc.stdout.readline()  # "admin API key (kept in ...):"
+        token = proc.stdout.readline().decode().strip()
+        assert token.startswith("unlk_")
+        deadline = time.monotonic() + 90
+        first = _api_processes(proc.pid, 2, deadline)
+        assert _livez(port, deadline) == 200
+        assert all(_list(port, token) == 200 for _ in range(10))
+        os.kill(first[0], 9)
+        assert all(_list(port, token) == 200 for _ in range(10)), "the other one answers"
+        replaced = _api_processes(proc.pid, 2, deadline, without=first[0])
+        assert first[0] not in replaced and first[1] in replaced
+
+
+def _api_processes(parent: int, n: int, deadline: float, without: int | None = None) -> list[int]:
+    """The supervisor's ``n`` API processes (uvicorn spawns them), once there are ``n``."""
+    while True:
+        children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        pids = [int(p) for p in children if int(p) != without and _spawned(int(p))]
+        if len(pids) == n:
+            return sorted(pids)
+        assert time.monotonic() < deadline, f"API processes: {pids}"
+        time.sleep(0.2)
+
+
+def _spawned(pid: int) -> bool:
+    try:
+        return b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False  # gone meanwhile
+
+
+def _list(port: int, token: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/deletions", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return int(r.status)
