@@ -34,7 +34,7 @@ class RecomputeSource:
     def length(self, record_id: str) -> int:
         if record_id not in self._lengths:
             ids = self.encoder.backbone.prepare([self.texts[record_id]], self.max_length)
-            self._lengths[record_id] = int(ids.input_ids.shape[1])
+            self._lengths[record_id] = int(ids.attention_mask.shape[1])
         return self._lengths[record_id]
 
     def batch(self, group: int, record_ids: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

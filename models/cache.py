@@ -108,7 +108,7 @@ class ActivationCache:
                         layer = stop
                         row = hidden[0].to(torch.float32).contiguous().cpu().numpy()
                         files[g].write(row.tobytes())
-                    n = int(inputs.input_ids.shape[1])
+                    n = int(inputs.attention_mask.shape[1])  # positions the layers see
                     records.append((rid, offset, n))
                     offset += n
                     advance(1)

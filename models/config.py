@@ -18,12 +18,20 @@ class TrainConfig:
     """
 
     backbone: str = dataclasses.field(
-        default="all-minilm-l6-v2", metadata={"help": "registered backbone name"}
+        default="all-minilm-l6-v2",
+        metadata={"help": "a built-in backbone name, or a Hugging Face model folder (a path)"},
     )
     n_slices: int = dataclasses.field(
         default=4, metadata={"help": "slices per shard (L) = LoRA layer groups"}
     )
     rank: int = dataclasses.field(default=8, metadata={"help": "LoRA rank"})
+    lora_targets: str = dataclasses.field(
+        default="attention",
+        metadata={
+            "help": "which modules of an adapted layer get LoRA: attention (its query and "
+            "value projections) or all-linear"
+        },
+    )
     alpha: float = dataclasses.field(default=16.0, metadata={"help": "LoRA alpha"})
     lr: float = dataclasses.field(default=2e-3, metadata={"help": "AdamW learning rate"})
     weight_decay: float = dataclasses.field(default=0.0, metadata={"help": "AdamW weight decay"})
@@ -46,6 +54,7 @@ class TrainConfig:
             "batch_size": self.batch_size >= 1,
             "max_length": self.max_length >= 2,
             "n_classes": self.n_classes >= 2,
+            "lora_targets": self.lora_targets in ("attention", "all-linear"),
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -63,10 +72,20 @@ class TrainConfig:
         return cls(**data)
 
     def config_hash(self) -> str:
-        """sha256 of the canonical JSON of all fields."""
-        return canonical_sha256(self.to_dict())
+        """sha256 of the canonical JSON of all fields, the backbone as its identity (a model
+        folder by its content, ``models.folders``), leaving out the fields added later while
+        they hold their default (so a model trained before keeps its hash)."""
+        from models.folders import backbone_identity
+
+        data = self.to_dict()
+        data["backbone"] = backbone_identity(self.backbone)
+        for name, default in HASHED_UNLESS_DEFAULT.items():
+            if data[name] == default:
+                del data[name]
+        return canonical_sha256(data)
 
 
+HASHED_UNLESS_DEFAULT = {"lora_targets": "attention"}
 DEFAULT_TRAIN = TrainConfig()  # every field's default, typed (``DEFAULT_TRAIN.rank`` is an int)
 # Fields a model takes from its dataset (one class per label), never from an option; every
 # other field is an option of `unlearn train`, `unlearn experiment train` and the API.

@@ -78,7 +78,9 @@ class EnsemblePredictor:
             raise NoLiveShardError("every shard is dead: nothing can be served")
         self.encoder = encoder
         self.max_length = max_length
-        self.head = ClassificationHead(encoder.backbone.hidden_size, n_classes).eval()
+        self.head = ClassificationHead(
+            encoder.backbone.hidden_size, n_classes, encoder.backbone.pooling
+        ).eval()
         self.head.to(encoder.device)
 
     @classmethod
@@ -129,9 +131,7 @@ class EnsemblePredictor:
         )
         for member in self.members:
             self._activate(member)
-            hidden = backbone.run_layers(
-                backbone.embed(inputs), inputs.attention_mask, 0, backbone.n_layers
-            )
+            hidden = self.encoder.forward_from(backbone.embed(inputs), inputs.attention_mask, 0)
             logits = self.head(hidden, inputs.attention_mask)
             total += logits
         return (total / len(self.members)).cpu()

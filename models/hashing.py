@@ -10,12 +10,16 @@ import hashlib
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # file hashes need no torch
+    import torch
 
 
 def state_hash(state: Mapping[str, torch.Tensor]) -> str:
     """sha256 over names, shapes, dtypes and raw bytes, in name order."""
+    import torch
+
     h = hashlib.sha256()
     for key in sorted(state):
         t = state[key].detach().contiguous().cpu()

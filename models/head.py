@@ -1,4 +1,5 @@
-"""Classification head: mean pooling over real tokens, then one linear layer."""
+"""Classification head: pooling over real tokens (their mean, or for a causal model the last
+one, which has seen them all), then one linear layer."""
 
 from __future__ import annotations
 
@@ -14,13 +15,28 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
+def last_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``hidden`` at each row's last real token (padding on the right)."""
+    last = attention_mask.sum(dim=1).clamp(min=1) - 1
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    if pooling == "mean":
+        return mean_pool(hidden, attention_mask)
+    if pooling == "last":
+        return last_pool(hidden, attention_mask)
+    raise ValueError(f"unknown pooling {pooling!r}")
+
+
 class ClassificationHead(nn.Module):
-    def __init__(self, hidden_size: int, n_classes: int) -> None:
+    def __init__(self, hidden_size: int, n_classes: int, pooling: str = "mean") -> None:
         super().__init__()
         self.linear = nn.Linear(hidden_size, n_classes)
+        self.pooling = pooling
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.linear(mean_pool(hidden, attention_mask))
+        out: torch.Tensor = self.linear(pool(hidden, attention_mask, self.pooling))
         return out
 
     def reset(self, generator: torch.Generator) -> None:

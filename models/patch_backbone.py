@@ -75,7 +75,8 @@ class PatchBackbone(Backbone):
         self.projection.to(device)
 
     def embed(self, inputs: BackboneInput) -> torch.Tensor:
-        out: torch.Tensor = self.embeddings(inputs_embeds=self.projection(inputs.input_ids))
+        embeddings = self.model.get_submodule("embeddings")
+        out: torch.Tensor = embeddings(inputs_embeds=self.projection(inputs.input_ids))
         return out
 
 

@@ -66,7 +66,11 @@ class S3TTrainer:
     def __post_init__(self) -> None:
         if self.encoder.n_groups != self.config.n_slices:
             raise ValueError("encoder groups must equal the number of slices")
-        self.head = ClassificationHead(self.encoder.backbone.hidden_size, self.config.n_classes)
+        self.head = ClassificationHead(
+            self.encoder.backbone.hidden_size,
+            self.config.n_classes,
+            self.encoder.backbone.pooling,
+        )
         self.head.eval()
 
     def train_sequence(

@@ -91,6 +91,8 @@ class Settings:
     caps: Caps = field(default_factory=Caps)
     # A running job whose heartbeat is older than this is taken for dead and taken over.
     job_lease_s: int = 30
+    # Model folders an API caller may name as a backbone (the CLI may name any folder).
+    backbone_dirs: tuple[Path, ...] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -136,6 +138,12 @@ class Settings:
             cors_origins=origins,
             caps=caps,
             job_lease_s=_positive(env, "UNLEARN_JOB_LEASE_S", 30),
+            backbone_dirs=tuple(
+                Path(d).expanduser().resolve()
+                for d in env.get("UNLEARN_BACKBONE_DIRS", "").split(os.pathsep)
+                if d.strip()
+            )
+            or None,
         )
 
     @property
@@ -150,6 +158,12 @@ class Settings:
         if self.broker_url is not None and self.broker_url.startswith(("redis://", "rediss://")):
             return self.broker_url
         return "memory://"
+
+    @property
+    def backbone_roots(self) -> tuple[Path, ...]:
+        """Where the model folders an API caller may name lie (``UNLEARN_BACKBONE_DIRS``,
+        default ``<home>/backbones``)."""
+        return self.backbone_dirs or (self.home / "backbones",)
 
     @property
     def admin_key_file(self) -> Path:

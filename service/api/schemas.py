@@ -90,10 +90,14 @@ class ModelCreate(Strict):
     backbone: str | None = Field(
         None,
         min_length=1,
-        max_length=64,
-        description=f"{help_of(TrainConfig, 'backbone')} (null: the dataset kind's default)",
+        max_length=1024,
+        description=f"{help_of(TrainConfig, 'backbone')} (null: the dataset kind's default); "
+        "a folder must be an absolute path inside UNLEARN_BACKBONE_DIRS",
     )
     rank: int = _from(DEFAULT_TRAIN, "rank", ge=1, le=256)
+    lora_targets: Literal["attention", "all-linear"] = Field(
+        "attention", description=help_of(TrainConfig, "lora_targets")
+    )
     alpha: float = _from(DEFAULT_TRAIN, "alpha", gt=0)
     lr: float = _from(DEFAULT_TRAIN, "lr", gt=0, le=1)
     weight_decay: float = _from(DEFAULT_TRAIN, "weight_decay", ge=0, le=1)

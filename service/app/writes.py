@@ -90,13 +90,20 @@ class Writes(Reads, AccessOps):
 
         from models.backbones import backbone_names, default_backbone
         from models.config import DEFAULT_TRAIN
+        from models.folders import FolderError, is_folder_ref, resolve_folder
         from service.lineage.errors import Unprocessable
         from service.lineage.registry import ModelSpec
 
         ds = self.dataset(dataset)
-        if backbone is not None and backbone not in backbone_names():
+        if backbone is not None and is_folder_ref(backbone):
+            try:
+                backbone = str(resolve_folder(backbone))  # absolute: no working directory
+            except FolderError as exc:
+                raise Unprocessable(str(exc)) from exc
+        elif backbone is not None and backbone not in backbone_names():
             raise Unprocessable(
-                f"unknown backbone {backbone!r}; known: {', '.join(backbone_names())}"
+                f"unknown backbone {backbone!r}; known: {', '.join(backbone_names())}, or a "
+                "path to a Hugging Face model folder"
             )
         try:
             resolved = dataclasses.replace(

@@ -48,6 +48,7 @@ def train(
         typer.Option(help=f"{help_of(TrainConfig, 'backbone')} (default: the dataset kind's)"),
     ] = None,
     rank: Annotated[int, train_option("rank")] = DEFAULT_TRAIN.rank,
+    lora_targets: Annotated[str, train_option("lora_targets")] = DEFAULT_TRAIN.lora_targets,
     alpha: Annotated[float, train_option("alpha")] = DEFAULT_TRAIN.alpha,
     lr: Annotated[float, train_option("lr")] = DEFAULT_TRAIN.lr,
     weight_decay: Annotated[float, train_option("weight_decay")] = DEFAULT_TRAIN.weight_decay,
@@ -70,6 +71,7 @@ def train(
         config = TrainConfig(
             n_slices=slices,
             rank=rank,
+            lora_targets=lora_targets,
             alpha=alpha,
             lr=lr,
             weight_decay=weight_decay,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -41,3 +43,33 @@ def test_patch_backbone_is_pinned_and_reads_features() -> None:
     assert hidden.shape == (2, 16, 128) and torch.isfinite(hidden).all()
     with pytest.raises(ValueError, match="784 numeric features"):
         a.prepare(["a text"], 16)
+
+
+def test_the_minilm_package_folder_trains_the_builtin_checkpoints(
+    tmp_path: Path, small_config
+) -> None:
+    """The generic folder path, on all-MiniLM-L6-v2's own package folder, is that backbone:
+    the same config hash (the folder's identity is the built-in's), weights hash and
+    checkpoints, byte for byte, as the built-in name."""
+    import dataclasses
+
+    from models.adapters import build_encoder
+    from models.checkpoints import InMemoryCheckpointStore
+    from models.folders import BUILTIN_FOLDERS
+    from models.s3t import S3TTrainer, train_shard
+    from tests.models.conftest import build_cache, shard_from_items, synthetic_items
+
+    folder = str(BUILTIN_FOLDERS["all-minilm-l6-v2"]())
+    items = synthetic_items(18)
+    data = shard_from_items(items, small_config.n_slices)
+    chains = []
+    for i, ref in enumerate(("all-minilm-l6-v2", folder)):
+        config = dataclasses.replace(small_config, backbone=ref)
+        encoder = build_encoder(config)
+        assert encoder.backbone.name == ref
+        cache = build_cache(tmp_path / f"c{i}", encoder, items, config.max_length)
+        trainer = S3TTrainer(encoder, config, InMemoryCheckpointStore())
+        chains.append((config.config_hash(), train_shard(trainer, data, cache, [(0, 1, 2)])))
+    assert chains[0] == chains[1]
+    other = dataclasses.replace(small_config, backbone=folder, seed=small_config.seed + 1)
+    assert other.config_hash() != chains[0][0]

@@ -38,10 +38,13 @@ def create_model(
     """Register a model and queue its training; poll ``GET /v1/models/{id}``."""
     from models.config import TrainConfig
 
+    if body.backbone is not None:
+        _check_backbone_folder(svc, body.backbone)
     try:
         config = TrainConfig(
             n_slices=body.slices,
             rank=body.rank,
+            lora_targets=body.lora_targets,
             alpha=body.alpha,
             lr=body.lr,
             weight_decay=body.weight_decay,
@@ -64,6 +67,26 @@ def create_model(
     )
     response.headers["Location"] = f"/v1/models/{model_id}"
     return svc.model_status(model_id)
+
+
+def _check_backbone_folder(svc: Service, backbone: str) -> None:
+    """An API caller names only model folders the operator put under
+    ``UNLEARN_BACKBONE_DIRS``: the path must not let it probe the server's files."""
+    from pathlib import Path
+
+    from models.folders import is_folder_ref
+
+    if not is_folder_ref(backbone):
+        return
+    roots = svc.settings.backbone_roots
+    path = Path(backbone).expanduser()
+    resolved = path.resolve() if path.is_absolute() else None
+    if resolved is None or not any(resolved.is_relative_to(root) for root in roots):
+        raise Unprocessable(
+            "a backbone folder must be an absolute path inside UNLEARN_BACKBONE_DIRS ("
+            + ", ".join(str(r) for r in roots)
+            + ")"
+        )
 
 
 @router.post(
