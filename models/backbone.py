@@ -61,6 +61,8 @@ class Backbone:
         self.weights_sha256 = weights_sha256
         self.architecture = architecture
         self.device = torch.device("cpu")
+        # A causal LM's output layer (frozen), when the backbone came with one.
+        self.lm_head: nn.Module | None = None
         for p in self.model.parameters():
             p.requires_grad_(False)
 
@@ -68,6 +70,8 @@ class Backbone:
         """Move the weights (and any adapters injected into them); inputs follow in
         :meth:`prepare`."""
         self.model.to(device)
+        if self.lm_head is not None:
+            self.lm_head.to(device)
         self.device = device
 
     @property
@@ -118,12 +122,28 @@ class Backbone:
         ``max_length`` tokens); for an image family, flat pixel vectors to images."""
         if self.reads == "features":
             return self._images(items)
+        if items and all(_token_ids(t) for t in items):
+            return self._token_batch(items)  # type: ignore[arg-type]
         if not all(isinstance(t, str) for t in items) or self.tokenizer is None:
             raise ValueError(f"backbone {self.name} reads text, not numeric features")
         enc = self.tokenizer(
             list(items), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
         )
         return BackboneInput(enc["input_ids"], enc["attention_mask"]).to(self.device)
+
+    def _token_batch(self, items: Sequence[Sequence[int]]) -> BackboneInput:
+        """Token id lists (a language-model record's prompt and completion, tokenised once),
+        padded on the right with the tokenizer's pad token."""
+        pad = 0
+        if self.tokenizer is not None:
+            pad = int(getattr(self.tokenizer, "pad_token_id", None) or 0)
+        width = max(len(t) for t in items)
+        ids = torch.full((len(items), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for b, tokens in enumerate(items):
+            ids[b, : len(tokens)] = torch.tensor(list(tokens), dtype=torch.long)
+            mask[b, : len(tokens)] = 1
+        return BackboneInput(ids, mask).to(self.device)
 
     def _images(self, items: Sequence[object]) -> BackboneInput:
         channels = int(getattr(self.config, "num_channels", 1))
@@ -211,6 +231,14 @@ class Backbone:
             return hidden
         out: torch.Tensor = self.model.get_submodule(self.architecture.final_norm)(hidden)
         return out
+
+
+def _token_ids(item: object) -> bool:
+    return (
+        isinstance(item, (list, tuple))
+        and len(item) > 0
+        and all(isinstance(t, int) and not isinstance(t, bool) for t in item)
+    )
 
 
 def _layer_kinds(config: PreTrainedConfig, n_layers: int) -> list[str]:

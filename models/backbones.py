@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from models.architectures import architecture_of
 from models.backbone import Backbone
-from models.folders import is_folder_ref, model_type, resolve_folder, weights_sha256
+from models.folders import ModelFiles, is_folder_ref, model_type, resolve_model, weights_sha256
 from models.hashing import file_sha256
 
 BackboneFactory = Callable[[], Backbone]
@@ -41,7 +41,7 @@ def backbone_reads(name: str) -> str:
     """The dataset kind backbone ``name`` (or a model folder) takes; an unsupported folder
     raises, listing the supported model types."""
     if is_folder_ref(name):
-        return architecture_of(model_type(resolve_folder(name))).reads
+        return architecture_of(model_type(resolve_model(name))).reads
     if name not in _READS:
         raise ValueError(_unknown(name))
     return _READS[name]
@@ -72,38 +72,59 @@ def load_backbone(name: str) -> Backbone:
 
 def load_folder(ref: str) -> Backbone:
     """The base model in a Hugging Face folder (config and weights, as ``save_pretrained``
-    writes them), in float32 with eager attention (the same kernels on every run), and its
-    tokenizer (right padding; the end-of-text token pads when there is no pad token)."""
+    writes them) or a GGUF file (de-quantised), in float32 with eager attention (the same
+    kernels on every run), and its tokenizer (right padding; the end-of-text token pads when
+    there is no pad token)."""
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoModelForCausalLM
 
-    path = resolve_folder(ref)
-    arch = architecture_of(model_type(path))
-    model = _quietly(
-        lambda: AutoModel.from_pretrained(
-            str(path), local_files_only=True, attn_implementation="eager", dtype=torch.float32
+    files = resolve_model(ref)
+    arch = architecture_of(model_type(files))
+    gguf = {} if files.gguf is None else {"gguf_file": files.gguf}
+    # A decoder-only family loads with its output layer (the LM task's frozen head); the
+    # backbone is its base model either way.
+    auto = AutoModelForCausalLM if arch.mask == "causal" else AutoModel
+    model, info = _quietly(
+        lambda: auto.from_pretrained(  # type: ignore[misc]  # a tuple with output_loading_info
+            str(files.folder),
+            local_files_only=True,
+            attn_implementation="eager",
+            dtype=torch.float32,
+            output_loading_info=True,
+            **gguf,
         )
     )
+    lm_head = None
+    if auto is AutoModelForCausalLM:
+        output = model.get_output_embeddings()
+        missing = [k for k in info.get("missing_keys", ()) if "lm_head" in k]
+        lm_head = None if missing else output  # never a randomly drawn output layer
+        model = model.base_model
     tokenizer = None
     if arch.reads == "text":
-        tokenizer = _tokenizer(path)
-    return Backbone(
-        name=str(path),
+        tokenizer = _tokenizer(files)
+    backbone = Backbone(
+        name=str(files.folder / files.gguf) if files.gguf else str(files.folder),
         model=model,
         tokenizer=tokenizer,
-        weights_sha256=weights_sha256(path),
+        weights_sha256=weights_sha256(files),
         architecture=arch,
     )
+    backbone.lm_head = lm_head
+    return backbone
 
 
-def _tokenizer(path: Path) -> Any:
+def _tokenizer(files: ModelFiles) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    gguf = {} if files.gguf is None else {"gguf_file": files.gguf}
+    tokenizer = _quietly(
+        lambda: AutoTokenizer.from_pretrained(str(files.folder), local_files_only=True, **gguf)
+    )
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise ValueError(f"the tokenizer in {path} has neither a pad nor an end token")
+            raise ValueError(f"the tokenizer of {files.folder} has neither a pad nor an end token")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
@@ -152,7 +173,16 @@ def _load_patch() -> Backbone:
     return load_patch_backbone()
 
 
+def _load_smollm2() -> Backbone:
+    from models.folders import smollm2_gguf
+
+    backbone = load_folder(str(smollm2_gguf()))
+    backbone.name = "smollm2-135m-instruct"
+    return backbone
+
+
 register_backbone("all-minilm-l6-v2", _load_minilm)
+register_backbone("smollm2-135m-instruct", _load_smollm2)
 register_backbone("patch-transformer-28", _load_patch, reads="features")
 
 

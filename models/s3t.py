@@ -24,7 +24,7 @@ from models.config import TrainConfig
 from models.data.records import records_digest
 from models.determinism import derive_seed, generator
 from models.errors import ModelsError
-from models.head import ClassificationHead
+from models.head import ClassificationHead, LMHead
 from models.progress import NULL_PROGRESS, Advance, Progress
 from models.training import Example, RowSource, fit
 from sharding import RetrainTask
@@ -61,16 +61,12 @@ class S3TTrainer:
     encoder: AdaptedEncoder
     config: TrainConfig
     store: CheckpointStore
-    head: ClassificationHead = field(init=False)
+    head: ClassificationHead | LMHead = field(init=False)
 
     def __post_init__(self) -> None:
         if self.encoder.n_groups != self.config.n_slices:
             raise ValueError("encoder groups must equal the number of slices")
-        self.head = ClassificationHead(
-            self.encoder.backbone.hidden_size,
-            self.config.n_classes,
-            self.encoder.backbone.pooling,
-        )
+        self.head = make_head(self.encoder, self.config)
         self.head.eval()
 
     def train_sequence(
@@ -180,6 +176,20 @@ class S3TTrainer:
             if k == len(chain):
                 self.head.load(tensors)
         self.encoder.set_active_groups(len(chain))
+
+
+def make_head(encoder: AdaptedEncoder, config: TrainConfig) -> ClassificationHead | LMHead:
+    """The task's head: a classifier trained with the groups, or the causal LM's own output
+    layer, frozen (``task="lm"``)."""
+    backbone = encoder.backbone
+    if config.task == "lm":
+        if backbone.lm_head is None:
+            raise ValueError(
+                f"backbone {backbone.name} has no language-model output layer: the lm task "
+                "needs a decoder-only model saved with its head"
+            )
+        return LMHead(backbone.lm_head)
+    return ClassificationHead(backbone.hidden_size, config.n_classes, backbone.pooling)
 
 
 def sequence_units(

@@ -7,20 +7,23 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch.nn import functional as F
 
 from models.adapters import AdaptedEncoder
 from models.config import TrainConfig
-from models.head import ClassificationHead
+from models.head import ClassificationHead, LMHead
 from models.progress import Advance
 
 
 @dataclass(frozen=True)
 class Example:
-    """What training needs of a record: its id (to find cached rows) and its label."""
+    """What training needs of a record: its id (to find cached rows) and its label; for a
+    language model, its token ids (what the cache holds rows of) and how many of them are
+    the prompt (the loss covers the rest)."""
 
     record_id: str
     label: int
+    tokens: tuple[int, ...] = ()
+    n_prompt: int = 0
 
 
 class RowSource(Protocol):
@@ -36,7 +39,7 @@ class RowSource(Protocol):
 def fit(
     *,
     encoder: AdaptedEncoder,
-    head: ClassificationHead,
+    head: ClassificationHead | LMHead,
     source: RowSource,
     input_group: int,
     examples: Sequence[Example],
@@ -57,14 +60,13 @@ def fit(
         raise ValueError("no examples to train on")
     ordered = sorted(examples, key=lambda e: e.record_id)
     ids = [e.record_id for e in ordered]
-    labels = torch.tensor([e.label for e in ordered], dtype=torch.long)
     device = encoder.device
     head.to(device)
     encoder.set_trainable_groups(trainable_groups)
     head.train()
     params = [p for g in trainable_groups for p in encoder.group_parameters(g).values()]
-    params += list(head.parameters())
-    for p in head.parameters():
+    params += head.trainable()
+    for p in head.trainable():
         p.requires_grad_(True)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     start = encoder.layout.boundary(input_group)
@@ -76,7 +78,7 @@ def fit(
             hidden, mask = source.batch(input_group, [ids[j] for j in idx])
             hidden, mask = hidden.to(device), mask.to(device)
             out = encoder.forward_from(hidden, mask, start)
-            loss = F.cross_entropy(head(out, mask), labels[idx].to(device))
+            loss = head.loss(out, mask, [ordered[j] for j in idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
@@ -87,7 +89,7 @@ def fit(
         epoch_loss = total / count
     encoder.set_trainable_groups(())
     head.eval()
-    for p in head.parameters():
+    for p in head.trainable():
         p.requires_grad_(False)
     return epoch_loss
 

@@ -20,9 +20,17 @@ from models.cache import pad_rows
 from models.checkpoints import InMemoryCheckpointStore
 from models.config import TrainConfig
 from models.head import ClassificationHead
-from models.s3t import S3TTrainer, retrain_sequence, train_shard
+from models.s3t import S3TTrainer, train_shard
 from tests.models.conftest import build_cache, shard_from_items, synthetic_items
-from tests.models.tiny import IMAGE_TYPES, MODEL_TYPES, image_items, tiny_folder
+from tests.models.tiny import (
+    IMAGE_TYPES,
+    MODEL_TYPES,
+    assert_retrain_equals_scratch,
+    by_family,
+    image_items,
+    tiny_config,
+    tiny_folder,
+)
 
 SEQUENCES = [(0, 1, 2), (2, 0, 1)]
 
@@ -33,18 +41,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _setup(folders: Path, model_type: str, **options: object) -> tuple[TrainConfig, list]:
-    folder = tiny_folder(folders, model_type)
-    config = TrainConfig(
-        backbone=str(folder),
-        n_slices=3,
-        rank=4,
-        alpha=8.0,
-        epochs=1,
-        batch_size=8,
-        max_length=16,
-        lr=1e-2,
-        **options,  # type: ignore[arg-type]
-    )
+    config = tiny_config(tiny_folder(folders, model_type), **options)
     items = image_items(24) if model_type in IMAGE_TYPES else synthetic_items(24)
     return config, items
 
@@ -102,7 +99,7 @@ def test_cached_training_inputs_equal_the_full_forward_exactly(
         assert torch.equal(mask, mask2) and torch.equal(lower, padded)
 
 
-@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("model_type", by_family(MODEL_TYPES))
 def test_isolation_determinism_and_retrain_equivalence(
     folders: Path, tmp_path: Path, model_type: str
 ) -> None:
@@ -126,21 +123,10 @@ def test_isolation_determinism_and_retrain_equivalence(
             assert any(float(t.abs().sum()) > 0 for t in lora_b), f"step {k} trained nothing"
 
     # retrain after erasing two records of slice 1 == training from scratch without them
-    erased = {e.record_id for e in data.slices[1][:2]}
-    assert cache.remove(erased) == 2
-    clean = data.without(erased)
-    retrained = tuple(
-        retrain_sequence(trainer, clean, cache, seq, chain, from_step=seq.index(1) + 1)
-        for seq, chain in zip(SEQUENCES, runs[1], strict=True)
+    inputs = {rid: item for rid, item, _ in items}
+    assert_retrain_equals_scratch(
+        tmp_path / "fresh", config, trainer, cache, data, inputs, SEQUENCES, runs[1]
     )
-    remaining = [it for it in items if it[0] not in erased]
-    fresh = build_encoder(config)
-    fresh_cache = build_cache(tmp_path / "fresh", fresh, remaining, config.max_length)
-    scratch = train_shard(
-        S3TTrainer(fresh, config, InMemoryCheckpointStore()), clean, fresh_cache, SEQUENCES
-    )
-    assert retrained == scratch
-    assert retrained != runs[1]
 
 
 @pytest.mark.parametrize("model_type", ["bert", "distilbert", "gpt2", "llama", "vit"])

@@ -5,7 +5,7 @@ from typing import get_args
 
 from models.approximate.names import FAMILY_NAMES
 from models.approximate.thresholds import EvidenceThresholds
-from models.config import FROM_DATASET, TrainConfig
+from models.config import FROM_DATASET, NOT_AN_OPTION_YET, TrainConfig
 from service.api.schemas import ApproximateModelCreate, ModelCreate
 
 # API field -> TrainConfig field (the API keeps its own names)
@@ -34,8 +34,8 @@ def test_every_train_config_field_but_the_datasets_is_a_model_create_field() -> 
     """A field added to ``TrainConfig`` fails here until the API takes it."""
     api = {TRAIN_FIELDS.get(name, name): field for name, field in ModelCreate.model_fields.items()}
     for f in dataclasses.fields(TrainConfig):
-        if f.name in FROM_DATASET:
-            assert f.name not in api, f"{f.name} is set from the dataset"
+        if f.name in FROM_DATASET | NOT_AN_OPTION_YET:
+            assert f.name not in api, f"{f.name} is set from the dataset, or not yet by the API"
             continue
         assert f.name in api, f"TrainConfig.{f.name} is not a field of ModelCreate"
         assert f.metadata["help"] in (api[f.name].description or ""), f.name
