@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from models.training import Example
+from models.examples import Example
 
 
 def lm_tokens(

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 if TYPE_CHECKING:
-    from models.training import Example
+    from models.examples import Example
 
 HeadState = dict[str, torch.Tensor]
 

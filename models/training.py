@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
 
 from models.adapters import AdaptedEncoder
 from models.config import TrainConfig
+from models.examples import Example
 from models.head import ClassificationHead, LMHead
 from models.progress import Advance
 
-
-@dataclass(frozen=True)
-class Example:
-    """What training needs of a record: its id (to find cached rows) and its label; for a
-    language model, its token ids (what the cache holds rows of) and how many of them are
-    the prompt (the loss covers the rest)."""
-
-    record_id: str
-    label: int
-    tokens: tuple[int, ...] = ()
-    n_prompt: int = 0
+__all__ = ["Example", "RowSource", "epoch_batches", "fit"]
 
 
 class RowSource(Protocol):
