@@ -157,6 +157,7 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             snap = self.engine.execution_options(isolation_level="REPEATABLE READ")
         self._snapshot = sessionmaker(snap, expire_on_commit=False)
+        self._before_dispose: list[Callable[[], None]] = []
         self._turns = None
         if self.engine.dialect.name == "sqlite":
             name = self.engine.url.database
@@ -202,5 +203,11 @@ class Database:
             maker.configure(info={**maker.kw.get("info", {}), **info})
             event.listen(maker, "before_commit", before_commit)
 
+    def on_dispose(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` whenever :meth:`dispose` runs, before the engine closes."""
+        self._before_dispose.append(hook)
+
     def dispose(self) -> None:
+        for hook in list(self._before_dispose):
+            hook()
         self.engine.dispose()

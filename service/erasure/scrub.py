@@ -70,12 +70,17 @@ class Scrubber:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _last: float = field(default=float("-inf"), repr=False)
     _timer: threading.Timer | None = field(default=None, repr=False)
+    _runs: int = field(default=0, repr=False)
+    _hooked: bool = field(default=False, repr=False)
 
     def soon(self) -> None:
         with self._lock:
             wait = self._last + self.interval_s - time.monotonic()
             if wait > 0:
                 if self._timer is None:
+                    if not self._hooked:  # a pending scrub runs before the engine closes
+                        self.db.on_dispose(self.settle)
+                        self._hooked = True
                     self._timer = threading.Timer(wait, self._run)
                     self._timer.start()
                 return
@@ -85,4 +90,21 @@ class Scrubber:
     def _run(self) -> None:
         with self._lock:
             self._timer, self._last = None, time.monotonic()
+            self._runs += 1
         scrub(self.db)
+
+    def settle(self) -> None:
+        """Run a pending scrub now, not on its timer: called before the database's engine is
+        disposed, so no scrub opens a connection after it (one nobody would close)."""
+        with self._lock:
+            timer, runs = self._timer, self._runs
+        if timer is None:
+            return
+        timer.cancel()
+        timer.join()
+        with self._lock:
+            ran = self._runs != runs
+            if not ran:
+                self._timer, self._last = None, time.monotonic()
+        if not ran:
+            scrub(self.db)
